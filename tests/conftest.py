@@ -1,0 +1,16 @@
+"""Shared fixtures: a real local collector on 127.0.0.1 for every HTTP test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture
+def collector() -> Iterator:
+    """A fresh local collector, serving on a free port for one test."""
+    from consumers.collector import Collector
+
+    with Collector() as c:
+        yield c
