@@ -122,10 +122,9 @@ class Groups:
             "$token": tracker._token,
             "$group_key": _validation.check_name(message["$group_key"], "message['$group_key']"),
             "$group_id": _validation.check_group_id(message["$group_id"], "message['$group_id']"),
+            "$time": _validation.to_millis(message["$time"], "message['$time']")
+            if "$time" in message
+            else time.time_ns() // 1_000_000,
         }
         full.update((k, v) for k, v in body.items() if k not in full or k == "$token")
-        if "$time" in message:
-            full["$time"] = _validation.to_millis(message["$time"], "message['$time']")
-        else:
-            full["$time"] = time.time_ns() // 1_000_000
         return tracker._deliver("group_update", _json.dumps(full))

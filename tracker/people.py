@@ -168,13 +168,14 @@ class People:
             raise InvalidInputError("message must hold '$distinct_id'")
         tracker = self._tracker
         body = _json.normalize_properties(message, "message", default=tracker._default)
-        full: dict[str, Any] = {"$token": tracker._token}
-        full["$distinct_id"] = _validation.check_distinct_id(
-            message["$distinct_id"], "message['$distinct_id']"
-        )
-        full.update((k, v) for k, v in body.items() if k != "$distinct_id")
-        if "$time" in message:
-            full["$time"] = _validation.to_millis(message["$time"], "message['$time']")
-        else:
-            full["$time"] = time.time_ns() // 1_000_000
+        full: dict[str, Any] = {
+            "$token": tracker._token,
+            "$distinct_id": _validation.check_distinct_id(
+                message["$distinct_id"], "message['$distinct_id']"
+            ),
+            "$time": _validation.to_millis(message["$time"], "message['$time']")
+            if "$time" in message
+            else time.time_ns() // 1_000_000,
+        }
+        full.update((k, v) for k, v in body.items() if k not in full or k == "$token")
         return tracker._deliver("profile_update", _json.dumps(full))
