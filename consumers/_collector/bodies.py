@@ -6,7 +6,7 @@ import binascii
 import json
 import zlib
 from typing import Any, Optional
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 __all__ = ["BodyError", "TooLargeError", "decode_data", "decompress", "parse_form", "parse_json"]
 
@@ -39,6 +39,8 @@ def decompress(body: bytes, limit: Optional[int] = None) -> bytes:
 
 def parse_form(body: bytes) -> dict[str, str]:
     """The fields of an ``application/x-www-form-urlencoded`` body (last value wins)."""
+    if body.startswith(b"data=") and b"&" not in body and body.isascii():
+        return {"data": unquote_plus(body[5:].decode("ascii"))}
     try:
         text = body.decode("ascii") if body.isascii() else body.decode("utf-8")
     except UnicodeDecodeError:
