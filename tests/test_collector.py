@@ -536,3 +536,15 @@ def test_collector_restarts_and_reports_url(session):
     assert len(c.messages("track")) == 1  # records survive stop
     with pytest.raises(ValueError):
         Collector(mode="nope")
+
+
+@pytest.mark.parametrize("mode", ["threaded", "asyncio"])
+def test_fast_json_accepts_exactly_what_the_standard_library_accepts(session, mode):
+    pytest.importorskip("orjson")
+    odd = event(ratio=float("nan"), big=2**70)  # orjson refuses both; json reads both
+    with Collector(mode=mode, fast_json=True) as c:
+        assert c.fast_json
+        assert session.post(c.url + "/track", data=form([odd, event()])).text == "1"
+        assert session.post(c.url + "/track", data=form([{"event": "x"}])).text == "0"
+        assert len(c.messages("track")) == 2
+        assert c.messages("track")[0]["properties"]["big"] == 2**70
