@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 from consumers._collector.bodies import (
     BodyError,
+    Loads,
     TooLargeError,
     decode_data,
     decompress,
@@ -146,7 +147,9 @@ class App:
         faults: FaultPlan,
         credentials: Credentials,
         on_request: Optional[Callable[[dict[str, Any]], None]] = None,
+        loads: Loads = json.loads,
     ) -> None:
+        self.loads = loads
         self.store = store
         self.faults = faults
         self.credentials = credentials
@@ -203,7 +206,7 @@ class App:
     def _track_like(self, request: Request, route: str, entry: dict[str, Any]) -> Response:
         verbose = request.query.get("verbose") == "1"
         try:
-            payload, form, source = _read_payload(request, limit=None)
+            payload, form, source = _read_payload(request, None, self.loads)
             verbose = verbose or form.get("verbose") == "1"
         except (BodyError, TooLargeError) as exc:
             self.store.add(route, [], 0)
@@ -243,7 +246,7 @@ class App:
             return _too_large()
         strict = request.query.get("strict") == "1"
         try:
-            payload, form, source = _read_payload(request, limit=MAX_IMPORT_BYTES)
+            payload, form, source = _read_payload(request, MAX_IMPORT_BYTES, self.loads)
         except TooLargeError:
             self.store.add("import", [], 0)
             return _too_large()
@@ -298,7 +301,7 @@ class App:
             compression = request.query.get("compression", "")
             if request.headers.get("content-encoding", "") == "gzip" or "gzip" in compression:
                 body = decompress(body)
-            payload = parse_json(body) if body.strip() else None
+            payload = parse_json(body, loads=self.loads) if body.strip() else None
         except (BodyError, TooLargeError) as exc:
             self.store.add("posthog", [], 0)
             return _posthog_error(
@@ -417,7 +420,7 @@ _CHECKS: dict[str, Callable[[Any], Optional[Problem]]] = {
 
 
 def _read_payload(
-    request: Request, limit: Optional[int]
+    request: Request, limit: Optional[int], loads: Loads
 ) -> tuple[Any, dict[str, str], Union[str, bytes, None]]:
     """The decoded payload, the form fields (empty unless a form), and the JSON text."""
     body = request.body
@@ -435,13 +438,13 @@ def _read_payload(
             form["data"] = request.query["data"]
         if "data" not in form:
             raise BodyError("missing 'data' field")
-        payload, text = decode_data(form["data"])
+        payload, text = decode_data(form["data"], loads)
         return payload, form, text
     if not body.strip():
         raise BodyError("empty body")
     if "ndjson" in content_type:
-        return parse_json(body, ndjson=True), form, None
-    payload = parse_json(body)
+        return parse_json(body, ndjson=True, loads=loads), form, None
+    payload = parse_json(body, loads=loads)
     return payload, form, body if isinstance(payload, (list, dict)) else None
 
 

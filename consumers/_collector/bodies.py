@@ -5,10 +5,44 @@ from __future__ import annotations
 import binascii
 import json
 import zlib
-from typing import Any, Optional
-from urllib.parse import parse_qsl
+from typing import Any, Callable, Optional
+from urllib.parse import parse_qsl, unquote_plus
 
-__all__ = ["BodyError", "TooLargeError", "decode_data", "decompress", "parse_form", "parse_json"]
+__all__ = [
+    "BodyError",
+    "Loads",
+    "TooLargeError",
+    "decode_data",
+    "decompress",
+    "fast_loads",
+    "parse_form",
+    "parse_json",
+]
+
+#: A JSON decoder: ``json.loads`` or :func:`fast_loads`.
+Loads = Callable[[Any], Any]
+
+
+def fast_loads() -> Optional[Loads]:
+    """``orjson.loads`` falling back to ``json.loads`` on what orjson refuses, if installed.
+
+    The fallback keeps exactly the standard library's acceptance (NaN,
+    integers beyond 64 bits); orjson only makes the common case faster.
+    """
+    try:
+        import orjson
+    except ImportError:
+        return None
+    orjson_loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+
+    def loads(text: Any) -> Any:
+        try:
+            return orjson_loads(text)
+        except decode_error:
+            return json.loads(text)
+
+    return loads
 
 
 class BodyError(ValueError):
@@ -39,6 +73,8 @@ def decompress(body: bytes, limit: Optional[int] = None) -> bytes:
 
 def parse_form(body: bytes) -> dict[str, str]:
     """The fields of an ``application/x-www-form-urlencoded`` body (last value wins)."""
+    if body.startswith(b"data=") and b"&" not in body and body.isascii():
+        return {"data": unquote_plus(body[5:].decode("ascii"))}
     try:
         text = body.decode("ascii") if body.isascii() else body.decode("utf-8")
     except UnicodeDecodeError:
@@ -46,7 +82,7 @@ def parse_form(body: bytes) -> dict[str, str]:
     return dict(parse_qsl(text, keep_blank_values=True))
 
 
-def decode_data(data: str) -> tuple[Any, str]:
+def decode_data(data: str, loads: Loads = json.loads) -> tuple[Any, str]:
     """The ``data`` field (JSON, or base64 of JSON) decoded, and its JSON text."""
     first = data[:1]
     if first.isspace():
@@ -55,7 +91,7 @@ def decode_data(data: str) -> tuple[Any, str]:
     if not first:
         raise BodyError("'data' is empty")
     if first in "[{":
-        return _loads(data), data
+        return _loads(data, loads), data
     if "-" in data or "_" in data:
         data = data.replace("-", "+").replace("_", "/")
     if len(data) % 4:
@@ -68,22 +104,22 @@ def decode_data(data: str) -> tuple[Any, str]:
         text = decoded.decode("utf-8")
     except UnicodeDecodeError:
         raise BodyError("'data' is not UTF-8 JSON") from None
-    return _loads(text), text
+    return _loads(text, loads), text
 
 
-def parse_json(body: bytes, *, ndjson: bool = False) -> Any:
+def parse_json(body: bytes, *, ndjson: bool = False, loads: Loads = json.loads) -> Any:
     """A JSON document, or (``ndjson``, or when it is not one document) a list of lines."""
     if not ndjson:
         try:
-            return json.loads(body)
+            return loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             if b"\n" not in body.strip():
                 raise BodyError(f"invalid JSON: {exc}") from None
-    return [_loads(line) for line in body.splitlines() if line.strip()]
+    return [_loads(line, loads) for line in body.splitlines() if line.strip()]
 
 
-def _loads(text: Any) -> Any:
+def _loads(text: Any, loads: Loads = json.loads) -> Any:
     try:
-        return json.loads(text)
+        return loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(f"invalid JSON: {exc}") from None

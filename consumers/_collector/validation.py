@@ -7,6 +7,7 @@ reason, worded like the service's ``failed_records`` messages.
 
 from __future__ import annotations
 
+import operator
 import re
 from typing import Any, NamedTuple, Optional
 
@@ -282,7 +283,14 @@ _SECONDS_MIN = MIN_TIME_MS // 1000
 _STR = {str}
 _INT = {int}
 _DICT = {dict}
+_TWO = {2}
 _TRACK_IDS = ({str}, {int}, {str, int})
+_EVENT = operator.itemgetter("event")
+_PROPERTIES = operator.itemgetter("properties")
+_TIME = operator.itemgetter("time")
+_INSERT_ID_KEY = operator.itemgetter("$insert_id")
+_DISTINCT_ID = operator.itemgetter("distinct_id")
+_TOKEN = operator.itemgetter("token")
 
 
 def all_events_valid(records: list[Any], *, imported: bool, now_ms: int) -> Optional[int]:
@@ -294,29 +302,31 @@ def all_events_valid(records: list[Any], *, imported: bool, now_ms: int) -> Opti
     ``time`` (integer), ``distinct_id`` and ``$insert_id``.
     """
     try:
-        if set(map(type, records)) != _DICT or set(map(len, records)) != {2}:
+        if set(map(type, records)) != _DICT or set(map(len, records)) != _TWO:
             return None
-        names = [m["event"] for m in records]
-        props = [m["properties"] for m in records]
+        names = list(map(_EVENT, records))
+        props = list(map(_PROPERTIES, records))
     except (KeyError, TypeError):
         return None
     if set(map(type, names)) != _STR or not all(names):
         return None
     if set(map(type, props)) != _DICT or max(map(len, props)) > MAX_PROPERTIES:
         return None
-    if not imported:
-        tokens = [p.get("token") for p in props]
-        if set(map(type, tokens)) != _STR or not all(tokens):
-            return None
-    times = [p.get("time") for p in props]
+    try:
+        times = list(map(_TIME, props))
+        insert_ids = list(map(_INSERT_ID_KEY, props))
+        distinct_ids = list(map(_DISTINCT_ID, props))
+        tokens = [] if imported else list(map(_TOKEN, props))
+    except KeyError:
+        return None
+    if not imported and (set(map(type, tokens)) != _STR or not all(tokens)):
+        return None
     if set(map(type, times)) != _INT or not _times_ok(times, imported=imported, now_ms=now_ms):
         return None
-    insert_ids = [p.get("$insert_id") for p in props]
     if set(map(type, insert_ids)) != _STR or not _INSERT_IDS.match("\n".join(insert_ids)):
         return None
     if not DISALLOWED_IDS.isdisjoint(map(str.lower, insert_ids)):
         return None
-    distinct_ids = [p.get("distinct_id") for p in props]
     id_types = set(map(type, distinct_ids))
     if id_types == _STR:
         if DISALLOWED_IDS.isdisjoint(map(str.lower, distinct_ids)):
