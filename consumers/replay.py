@@ -328,6 +328,7 @@ class _Run:
         self.read = {k: dict(v) for k, v in checkpoint.positions.items()}
         self.batch: list[tuple[str, str, str, int]] = []
         self.refused_in_batch = 0
+        self.unconfirmed = False
         self.started = time.monotonic()
         self.bytes_total = 0
 
@@ -351,7 +352,8 @@ class _Run:
         for name, path in segments:
             if not self.replay_segment(name, path):
                 return
-        self.confirm()
+        if self.unconfirmed:
+            self.confirm()
 
     def replay_segment(self, name: str, path: str) -> bool:
         pos = self.read[name]
@@ -376,6 +378,7 @@ class _Run:
                     if not self.hand_over(message_type, message_json, name, line_no):
                         return False
             pos["offset"], pos["line"] = offset, line_no
+            self.unconfirmed = True
             if len(self.batch) >= self.batch_size and not self.confirm():
                 return False
         return True
@@ -446,6 +449,7 @@ class _Run:
         self.checkpoint.save(self.read, self.source)
         self.result.sent += len(self.batch) - self.refused_in_batch
         self.refused_in_batch = 0
+        self.unconfirmed = False
         if self.batch:
             self.result.batches += 1
         self.batch = []
