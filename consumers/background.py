@@ -178,7 +178,7 @@ class _Spool:
                     self._writer = FileConsumer(folder)
                 for message_type, message_json in items:
                     self._writer.send(message_type, message_json)
-            except OSError as error:
+            except (OSError, ImportError) as error:
                 self._failed = True
                 logger.error("background consumer: cannot write the spool in %s: %s",
                              self.root, error)
@@ -452,8 +452,13 @@ class BackgroundConsumer:
     def _drop(self, message: Message, reason: str) -> None:
         with self._lock:
             self._dropped += 1
-            self._drop_report.append((reason, message))
-        self._wake.set()
+            stopped = self._stopping
+            if not stopped:
+                self._drop_report.append((reason, message))
+        if stopped:  # no worker left to report it
+            self._report(QueueFullError(reason, messages=[message]), [message])
+        else:
+            self._wake.set()
 
     # -- flush / close -------------------------------------------------------------
     def flush(self, timeout: Optional[float] = None) -> bool:
