@@ -334,7 +334,9 @@ class BackgroundConsumer:
             if not isinstance(batch_size, int) or batch_size < 1:
                 batch_size = _DEFAULT_BATCH
         self._batch_size = batch_size
-        self._wake_at = max(1, min(batch_size, max_queue // 2))
+        # Waking the worker costs the caller a GIL hand-off: wake it rarely (a quarter of
+        # the queue), and let the flush_interval timer bound the latency.
+        self._wake_at = max(1, min(max(batch_size, max_queue // 4), max_queue // 2))
         self._on_error: ErrorCallback = on_error if on_error is not None else _log_error
         self._overflow = overflow
         self._block_timeout = block_timeout
