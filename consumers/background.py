@@ -61,7 +61,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
@@ -159,7 +159,7 @@ class _Spool:
             prefix = "" if self._root_given is not None else "tracking-spool-"
             self.root.mkdir(parents=True, exist_ok=True)
             folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=self.root))
-            self._lock_file = _hold_lock(folder)
+            self._lock_file = _try_lock(folder)
             self._dir = folder
         return self._dir
 
@@ -210,18 +210,25 @@ class _Spool:
             return sorted(p for p in self._dir.glob("seg-*")
                           if p.is_dir() and p.name != open_name)
 
-    def orphans(self) -> list[Path]:
-        """Folders under a user-given root left by processes that are gone."""
+    def orphans(self) -> Iterator[Path]:
+        """Folders under a user-given root left by processes that are gone.
+
+        Each is locked while the caller handles it, so two live processes never
+        replay the same one.
+        """
         root = self._root_given
         if root is None or not root.is_dir():
-            return []
-        found = []
+            return
         for folder in sorted(root.iterdir()):
-            if folder == self._dir or not folder.is_dir():
+            if folder == self._dir or not (folder / ".lock").exists():
                 continue
-            if (folder / ".lock").exists() and _is_abandoned(folder):
-                found.append(folder)
-        return found
+            handle = _try_lock(folder)
+            if handle is None:
+                continue  # its process is alive, or someone else adopted it
+            try:
+                yield folder
+            finally:
+                handle.close()
 
     def done(self, folder: Path, replayed: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
@@ -253,36 +260,33 @@ class _Spool:
         """In a fork child: the parent's folder, writer and lock are not ours."""
         self._lock = threading.Lock()
         self._writer = None
-        self._lock_file = None  # the parent keeps the lock; never close its file here
+        if self._lock_file is not None:
+            # our copy only: the parent's lock stays, and ends with the parent
+            self._lock_file.close()
+        self._lock_file = None
         self._dir = None
         self._seq = 0
         self._written = 0
         self.count = 0
 
 
-def _hold_lock(folder: Path) -> Optional[Any]:
-    """Take an exclusive lock on ``folder/.lock`` for the life of the process."""
+def _try_lock(folder: Path) -> Optional[Any]:
+    """An open file holding an exclusive ``flock`` on ``folder/.lock``, or None if taken.
+
+    The lock lasts while the file is open, and the OS drops it when the
+    process dies, however it dies: a folder nobody holds was abandoned.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no orphan adoption
         return None
-    handle = open(folder / ".lock", "a+b")  # held open: the lock lives as long as the process
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return handle
-
-
-def _is_abandoned(folder: Path) -> bool:
+    handle = open(folder / ".lock", "a+b")  # closed by the owner
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover
-        return False
-    try:
-        with open(folder / ".lock", "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        return False
+        handle.close()
+        return None
+    return handle
 
 
 # Live consumers, for the fork and atexit hooks (weak: hooks never keep one alive).
