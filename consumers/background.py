@@ -139,9 +139,9 @@ class _Spool:
         self._lock_file: Optional[Any] = None
         self._writer: Optional[Any] = None
         self._seq = 0
-        self._written = 0  # messages in the open segment
+        self._segments: list[Path] = []  # holding messages, oldest first (the last may be open)
         self._failed = False
-        self.count = 0  # messages on disk, not yet replayed
+        self.count = 0  # messages on disk not yet read back
 
     # -- locations -------------------------------------------------------------
     @property
@@ -176,6 +176,7 @@ class _Spool:
                     self._seq += 1
                     folder = self._ensure_dir() / f"seg-{self._seq:06d}"
                     self._writer = FileConsumer(folder)
+                    self._segments.append(folder)
                 for message_type, message_json in items:
                     self._writer.send(message_type, message_json)
             except (OSError, ImportError) as error:
@@ -183,7 +184,6 @@ class _Spool:
                 logger.error("background consumer: cannot write the spool in %s: %s",
                              self.root, error)
                 return False
-            self._written += len(items)
             self.count += len(items)
             return True
 
@@ -199,16 +199,13 @@ class _Spool:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
-                self._written = 0
 
     def segments(self) -> list[Path]:
         """Complete segments, oldest first (the open one excluded)."""
         with self._lock:
-            if self._dir is None:
-                return []
-            open_name = f"seg-{self._seq:06d}" if self._writer is not None else None
-            return sorted(p for p in self._dir.glob("seg-*")
-                          if p.is_dir() and p.name != open_name)
+            if self._writer is not None:
+                return self._segments[:-1]
+            return list(self._segments)
 
     def orphans(self) -> Iterator[Path]:
         """Folders under a user-given root left by processes that are gone.
@@ -230,14 +227,23 @@ class _Spool:
             finally:
                 handle.close()
 
-    def done(self, folder: Path, replayed: int) -> None:
+    def read_back(self, n: int = 1) -> None:
+        """``n`` messages left the disk for the wrapped consumer."""
+        with self._lock:
+            self.count = max(0, self.count - n)
+
+    def done(self, folder: Path) -> None:
+        """``folder`` was replayed completely: remove it."""
         shutil.rmtree(folder, ignore_errors=True)
         with self._lock:
-            self.count = max(0, self.count - replayed)
+            if folder in self._segments:
+                self._segments.remove(folder)
+            if not self._segments:
+                self.count = 0
 
     @property
     def has_data(self) -> bool:
-        return self.count > 0
+        return bool(self._segments)
 
     def close(self) -> None:
         """Close the writer; remove this process's folder if nothing is left in it."""
@@ -246,7 +252,7 @@ class _Spool:
             folder = self._dir
             if folder is None:
                 return
-            if self.count == 0:
+            if not self._segments:
                 shutil.rmtree(folder, ignore_errors=True)
             else:
                 logger.warning("background consumer: %d undelivered message(s) kept in %s; "
@@ -266,7 +272,7 @@ class _Spool:
         self._lock_file = None
         self._dir = None
         self._seq = 0
-        self._written = 0
+        self._segments = []
         self.count = 0
 
 
@@ -539,7 +545,8 @@ class BackgroundConsumer:
         ``enqueued`` messages accepted by ``send()`` (queued or spilled);
         ``delivered`` accepted by the destination (``replayed`` of them came
         back from the spool); ``failed`` refused for good; ``dropped`` by the
-        overflow policy or after close; ``spilled`` written to the spool;
+        overflow policy or after close; ``spilled`` written to the spool (again
+        after a replay attempt that failed);
         ``queued`` waiting in memory; ``spooled`` waiting on disk.
         """
         with self._lock:
@@ -820,28 +827,37 @@ class BackgroundConsumer:
         from consumers.replay import replay
 
         outages = self._outages
-        count = 0
+        unconfirmed = 0  # handed to inner by this replay since its last good flush
+
+        def confirm() -> None:
+            nonlocal unconfirmed
+            with self._lock:
+                self._replayed += unconfirmed
+            unconfirmed = 0
 
         def sink(message_type: str, message_json: str) -> None:
-            nonlocal count
-            self._hand((message_type, message_json))
+            # Refuse (so replay keeps it on disk) only before handing a message over:
+            # a message handed over and taken back has been spilled again already.
+            nonlocal unconfirmed
             if self._outages != outages:
                 raise _Stop
-            count += 1
-            if len(self._in_inner) >= self._batch_size and not self._flush_inner():
-                raise _Stop
+            self._hand((message_type, message_json))
+            if own and self._spool is not None:
+                self._spool.read_back()
+            unconfirmed += 1
+            if len(self._in_inner) >= self._batch_size and self._flush_inner():
+                confirm()
 
         try:
             replay(folder, sink, batch_size=self._batch_size)
         except _Stop:
             return False
-        if not self._flush_inner():
+        if self._outages != outages or not self._flush_inner():
             return False
-        with self._lock:
-            self._replayed += count
+        confirm()
         if own:
             assert self._spool is not None
-            self._spool.done(folder, count)
+            self._spool.done(folder)
         else:
             shutil.rmtree(folder, ignore_errors=True)
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -319,6 +320,7 @@ def test_forked_child_starts_empty_and_delivers_its_own(tmp_path: Any) -> None:
 
 EXIT_SCRIPT = """
 import sys
+import tempfile
 from consumers.background import BackgroundConsumer
 
 class Sink:
@@ -350,3 +352,76 @@ def test_normal_exit_drains_the_queue_unless_turned_off(tmp_path: Any, drain: st
         assert lines == [f"m{i}" for i in range(1000)]
     else:
         assert len(lines) < 1000
+
+
+def test_spill_policy_writes_to_the_spool_and_replays_it(tmp_path: Any) -> None:
+    sink = Sink()
+    sink.gate.clear()
+    spool = tmp_path / "spool"
+    bc = BackgroundConsumer(sink, max_queue=5, spool=spool)
+    bc.send("event", "first")
+    assert sink.entered.wait(WAIT)
+    for m in messages(100):
+        bc.send(*m)
+    stats = bc.stats()
+    assert (stats["queued"], stats["spilled"], stats["spooled"]) == (5, 95, 95)
+    assert stats["enqueued"] == 101
+    assert bc.spool_path is not None and bc.spool_path.parent == spool
+    assert any(p.is_file() and p.name != ".lock" for p in spool.rglob("*"))
+    sink.gate.set()
+    assert bc.flush(WAIT)
+    stats = bc.stats()
+    assert (stats["replayed"], stats["spooled"], stats["delivered"]) == (95, 0, 101)
+    bc.close()
+    assert sorted(sink.delivered) == sorted([("event", "first"), *messages(100)])
+    assert list(spool.iterdir()) == []  # an empty spool folder is removed on close
+
+
+def test_outage_spills_failed_batches_and_replays_them(tmp_path: Any) -> None:
+    sink = Sink()
+    sink.failures = [TransportError("down")] * 4
+    bc = BackgroundConsumer(sink, spool=tmp_path, probe_interval=0.01)
+    for m in messages(40):
+        bc.send(*m)
+    assert bc.flush(WAIT)
+    bc.close()
+    stats = bc.stats()
+    assert stats["spilled"] > 0 and stats["replayed"] > 0
+    assert (stats["spooled"], stats["delivered"], stats["failed"]) == (0, 40, 0)
+    assert sorted(sink.delivered) == sorted(messages(40))
+
+
+def test_default_spool_is_a_private_temp_folder_removed_when_empty() -> None:
+    sink = Sink()
+    sink.gate.clear()
+    bc = BackgroundConsumer(sink, max_queue=1)
+    bc.send("event", "first")
+    assert sink.entered.wait(WAIT)
+    for m in messages(3):
+        bc.send(*m)
+    folder = bc.spool_path
+    assert folder is not None and folder.is_dir()
+    assert folder.parent == Path(tempfile.gettempdir())
+    assert folder.name.startswith(f"tracking-spool-{os.getpid()}-")
+    sink.gate.set()
+    bc.close()
+    assert not folder.exists()
+    assert len(sink.delivered) == 4
+
+
+def test_unusable_spool_falls_back_to_block(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    sink = Sink()
+    sink.gate.clear()
+    bc = BackgroundConsumer(sink, max_queue=1, spool=not_a_dir, block_timeout=0.05)
+    bc.send("event", "first")
+    assert sink.entered.wait(WAIT)
+    bc.send("event", "queued")
+    bc.send("event", "late")
+    assert "falling back to overflow='block'" in caplog.text
+    assert bc.stats()["dropped"] == 1
+    sink.gate.set()
+    bc.close()
