@@ -175,7 +175,7 @@ class _Spool:
 
                     self._seq += 1
                     folder = self._ensure_dir() / f"seg-{self._seq:06d}"
-                    self._writer = FileConsumer(folder)
+                    self._writer = FileConsumer(f"{folder}{os.sep}")  # a spool folder
                     self._segments.append(folder)
                 for message_type, message_json in items:
                     self._writer.send(message_type, message_json)
