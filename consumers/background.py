@@ -482,6 +482,10 @@ class BackgroundConsumer:
         """
         if self._stopping:
             return self._idle()
+        if threading.current_thread() is self._thread:
+            # from on_error: the worker cannot wait for itself
+            logger.warning("background consumer: flush() called on the worker thread; ignored")
+            return False
         marker = _Marker()
         with self._lock:
             self._markers_queued += 1
