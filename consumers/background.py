@@ -396,6 +396,7 @@ class BackgroundConsumer:
         self._next_probe = 0.0
         self._backoff = self._probe_interval
         self._adopted = False
+        self._replaying = False
 
     # -- the caller's side ---------------------------------------------------------
     def send(self, type: str, message_json: str) -> None:
@@ -639,6 +640,8 @@ class BackgroundConsumer:
         if self._spool is not None and self._spool.has_data and (
                 self._waiters or not self._queue):
             if not self._replay_spool():
+                if not self._outage:  # replay itself failed: pause as in an outage
+                    self._enter_outage(RuntimeError("the spool could not be replayed"))
                 return
         self._resolve_waiters()
 
@@ -745,7 +748,8 @@ class BackgroundConsumer:
             return
         if _is_transient(error):
             self._enter_outage(error)
-            self._park(retry)
+            if not self._replaying:  # a replay's messages are still on disk: not again
+                self._park(retry)
         else:
             self._held = retry + self._held
 
@@ -773,11 +777,13 @@ class BackgroundConsumer:
     def _probe(self) -> bool:
         """One delivery attempt after an outage: held messages first, then the spool."""
         outages = self._outages
-        if self._held and not self._flush_inner():
-            return False
-        if self._spool is not None and self._spool.has_data and not self._replay_spool():
-            return False
-        if self._outages != outages:
+        ok = not self._held or self._flush_inner()
+        ok = ok and not (self._spool is not None and self._spool.has_data
+                         and not self._replay_spool())
+        if not ok or self._outages != outages:
+            if self._next_probe <= time.monotonic():  # failed without a delivery error
+                self._backoff = min(self._backoff * 2, self._max_probe_interval)
+                self._next_probe = time.monotonic() + self._backoff
             return False
         logger.info("background consumer: destination reachable again")
         self._outage = False
@@ -828,37 +834,22 @@ class BackgroundConsumer:
             shutil.rmtree(folder, ignore_errors=True)
 
     def _replay_folder(self, folder: Path, *, own: bool) -> bool:
+        """Deliver one spool segment; False (and it stays on disk) if delivery failed."""
         from consumers.replay import replay
 
+        if (self._in_inner or self._held) and not self._flush_inner():
+            return False
         outages = self._outages
-        unconfirmed = 0  # handed to inner by this replay since its last good flush
-
-        def confirm() -> None:
-            nonlocal unconfirmed
-            with self._lock:
-                self._replayed += unconfirmed
-            unconfirmed = 0
-
-        def sink(message_type: str, message_json: str) -> None:
-            # Refuse (so replay keeps it on disk) only before handing a message over:
-            # a message handed over and taken back has been spilled again already.
-            nonlocal unconfirmed
-            if self._outages != outages:
-                raise _Stop
-            self._hand((message_type, message_json))
-            if own and self._spool is not None:
-                self._spool.read_back()
-            unconfirmed += 1
-            if len(self._in_inner) >= self._batch_size and self._flush_inner():
-                confirm()
-
+        sink = _ReplaySink(self, own)
+        self._replaying = True
         try:
-            replay(folder, sink, batch_size=self._batch_size)
-        except _Stop:
+            result = replay(folder, sink, batch_size=self._batch_size)
+        finally:
+            self._replaying = False
+        if result.error is not None or self._outages != outages:
             return False
-        if self._outages != outages or not self._flush_inner():
-            return False
-        confirm()
+        if result.torn:
+            logger.warning("background consumer: %d torn line(s) left in %s", result.torn, folder)
         if own:
             assert self._spool is not None
             self._spool.done(folder)
@@ -966,6 +957,43 @@ class BackgroundConsumer:
             take = getattr(self._inner, "take_pending", None)
             if callable(take):
                 take()  # the parent delivers these
+
+
+class _ReplayStopped(DeliveryError):
+    """Tells replay the destination failed: stop, keep the checkpoint where it is."""
+
+
+class _ReplaySink:
+    """The sink a spool segment is replayed into: the worker's own delivery path.
+
+    ``flush()`` confirms a batch (replay then moves its checkpoint); a failure
+    raises so replay stops, and the unconfirmed batch stays on disk.
+    """
+
+    def __init__(self, owner: BackgroundConsumer, own: bool) -> None:
+        self._owner = owner
+        self._own = own
+        self._outages = owner._outages
+        self._unconfirmed = 0
+
+    def __call__(self, message_type: str, message_json: str) -> None:
+        owner = self._owner
+        if owner._outages != self._outages:
+            raise _ReplayStopped("destination unavailable")
+        owner._hand((message_type, message_json))
+        self._unconfirmed += 1
+        if owner._outages != self._outages:
+            raise _ReplayStopped("destination unavailable")
+
+    def flush(self) -> None:
+        owner = self._owner
+        if owner._outages != self._outages or not owner._flush_inner():
+            raise _ReplayStopped("destination unavailable")
+        with owner._lock:
+            owner._replayed += self._unconfirmed
+        if self._own and owner._spool is not None:
+            owner._spool.read_back(self._unconfirmed)
+        self._unconfirmed = 0
 
 
 class _AtexitRegistry:
