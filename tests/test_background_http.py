@@ -21,10 +21,9 @@ pytest.importorskip("consumers.buffered")
 pytest.importorskip("consumers.file")
 pytest.importorskip("consumers.replay")
 
+from consumers.background import BackgroundConsumer
 from consumers.buffered import BufferedConsumer
 from consumers.retry import RetryPolicy
-
-from consumers.background import BackgroundConsumer
 
 WAIT = 60.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +50,11 @@ def buffered(collector: Any, **kwargs: Any) -> BufferedConsumer:
 
 def clear_faults(collector: Any) -> None:
     """End an outage without forgetting what the collector already accepted."""
-    collector.clear_faults()
+    clear = getattr(collector, "clear_faults", None)
+    if callable(clear):
+        clear()
+    else:  # the collector has no public call for it yet; reset() would drop the records
+        collector._faults.clear()
 
 
 def test_events_from_many_threads_arrive_exactly_once(collector: Any) -> None:
@@ -96,6 +99,7 @@ def test_outage_longer_than_the_retry_budget_loses_nothing_and_memory_stays_boun
     finally:
         tracemalloc.stop()
     # n messages held in memory would take ~n * 300 bytes (15 MB); the queue holds 1000.
+    print(f"tracemalloc peak {peak} bytes for {n} events")
     assert peak < 4_000_000, peak
     stats = bc.stats()
     assert stats["spilled"] > n // 2
