@@ -629,10 +629,9 @@ class BackgroundConsumer:
             self._adopted = True
             self._adopt_orphans()
         if self._outage:
-            if time.monotonic() < self._next_probe:
+            if time.monotonic() < self._next_probe or not self._probe():
+                # still down: queued messages wait on disk, where a crash cannot take them
                 self._drain_to_spool()
-                return
-            if not self._probe():
                 return
         self._drain_to_inner()
         if self._outage:
