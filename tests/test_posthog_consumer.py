@@ -359,3 +359,43 @@ def test_on_error_status_is_minus_one_without_an_http_answer() -> None:
     client.shutdown(timeout=0.5)
     assert seen and seen[0][0] == NO_RESPONSE == -1
     assert KEY not in seen[0][1]
+
+
+# -- log now, replay later ---------------------------------------------------------------
+
+
+def test_a_file_log_of_posthog_messages_replays_into_the_consumer(
+        collector: Any, tmp_path: Any) -> None:
+    from consumers.file import FileConsumer
+    from consumers.replay import replay
+
+    log = tmp_path / "spool"
+    with FileConsumer(str(log) + "/") as file_sink:
+        client = Client(KEY, sink=file_sink)
+        for i in range(150):
+            client.capture(f"user-{i}", "movie played", {"i": i})
+        client.identify("user-1", {"email": "john@doe.com"})
+        client.alias("user-1", "session-1")
+    with PostHogConsumer(KEY, collector.url) as consumer:
+        result = replay(log, consumer, batch_size=100)
+    assert result.ok and result.sent == 152
+    received = collector.unique("posthog")
+    assert len(received) == 152
+    assert [m["properties"].get("i") for m in received[:150]] == list(range(150))
+    assert [m["event"] for m in received[150:]] == ["$identify", "$create_alias"]
+    assert all(r["n_records"] <= 100 for r in batch_requests(collector))
+
+
+def test_replaying_twice_sends_the_same_uuids(collector: Any, tmp_path: Any) -> None:
+    from consumers.file import FileConsumer
+    from consumers.replay import replay
+
+    log = tmp_path / "events.log"
+    with FileConsumer(str(log)) as file_sink:
+        Client(KEY, sink=file_sink).capture("u", "E")
+    for _ in range(2):
+        with PostHogConsumer(KEY, collector.url) as consumer:
+            assert replay(log, consumer, checkpoint=False).sent == 1
+    first, second = collector.messages("posthog")
+    assert first == second
+    assert len(collector.unique("posthog")) == 1
