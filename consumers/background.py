@@ -61,7 +61,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
@@ -139,9 +139,9 @@ class _Spool:
         self._lock_file: Optional[Any] = None
         self._writer: Optional[Any] = None
         self._seq = 0
-        self._written = 0  # messages in the open segment
+        self._segments: list[Path] = []  # holding messages, oldest first (the last may be open)
         self._failed = False
-        self.count = 0  # messages on disk, not yet replayed
+        self.count = 0  # messages on disk not yet read back
 
     # -- locations -------------------------------------------------------------
     @property
@@ -159,7 +159,7 @@ class _Spool:
             prefix = "" if self._root_given is not None else "tracking-spool-"
             self.root.mkdir(parents=True, exist_ok=True)
             folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=self.root))
-            self._lock_file = _hold_lock(folder)
+            self._lock_file = _try_lock(folder)
             self._dir = folder
         return self._dir
 
@@ -175,7 +175,8 @@ class _Spool:
 
                     self._seq += 1
                     folder = self._ensure_dir() / f"seg-{self._seq:06d}"
-                    self._writer = FileConsumer(folder)
+                    self._writer = FileConsumer(f"{folder}{os.sep}")  # a spool folder
+                    self._segments.append(folder)
                 for message_type, message_json in items:
                     self._writer.send(message_type, message_json)
             except (OSError, ImportError) as error:
@@ -183,7 +184,6 @@ class _Spool:
                 logger.error("background consumer: cannot write the spool in %s: %s",
                              self.root, error)
                 return False
-            self._written += len(items)
             self.count += len(items)
             return True
 
@@ -199,38 +199,51 @@ class _Spool:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
-                self._written = 0
 
     def segments(self) -> list[Path]:
         """Complete segments, oldest first (the open one excluded)."""
         with self._lock:
-            if self._dir is None:
-                return []
-            open_name = f"seg-{self._seq:06d}" if self._writer is not None else None
-            return sorted(p for p in self._dir.glob("seg-*")
-                          if p.is_dir() and p.name != open_name)
+            if self._writer is not None:
+                return self._segments[:-1]
+            return list(self._segments)
 
-    def orphans(self) -> list[Path]:
-        """Folders under a user-given root left by processes that are gone."""
+    def orphans(self) -> Iterator[Path]:
+        """Folders under a user-given root left by processes that are gone.
+
+        Each is locked while the caller handles it, so two live processes never
+        replay the same one.
+        """
         root = self._root_given
         if root is None or not root.is_dir():
-            return []
-        found = []
+            return
         for folder in sorted(root.iterdir()):
-            if folder == self._dir or not folder.is_dir():
+            if folder == self._dir or not (folder / ".lock").exists():
                 continue
-            if (folder / ".lock").exists() and _is_abandoned(folder):
-                found.append(folder)
-        return found
+            handle = _try_lock(folder)
+            if handle is None:
+                continue  # its process is alive, or someone else adopted it
+            try:
+                yield folder
+            finally:
+                handle.close()
 
-    def done(self, folder: Path, replayed: int) -> None:
+    def read_back(self, n: int = 1) -> None:
+        """``n`` messages left the disk for the wrapped consumer."""
+        with self._lock:
+            self.count = max(0, self.count - n)
+
+    def done(self, folder: Path) -> None:
+        """``folder`` was replayed completely: remove it."""
         shutil.rmtree(folder, ignore_errors=True)
         with self._lock:
-            self.count = max(0, self.count - replayed)
+            if folder in self._segments:
+                self._segments.remove(folder)
+            if not self._segments:
+                self.count = 0
 
     @property
     def has_data(self) -> bool:
-        return self.count > 0
+        return bool(self._segments)
 
     def close(self) -> None:
         """Close the writer; remove this process's folder if nothing is left in it."""
@@ -239,7 +252,7 @@ class _Spool:
             folder = self._dir
             if folder is None:
                 return
-            if self.count == 0:
+            if not self._segments:
                 shutil.rmtree(folder, ignore_errors=True)
             else:
                 logger.warning("background consumer: %d undelivered message(s) kept in %s; "
@@ -253,36 +266,33 @@ class _Spool:
         """In a fork child: the parent's folder, writer and lock are not ours."""
         self._lock = threading.Lock()
         self._writer = None
-        self._lock_file = None  # the parent keeps the lock; never close its file here
+        if self._lock_file is not None:
+            # our copy only: the parent's lock stays, and ends with the parent
+            self._lock_file.close()
+        self._lock_file = None
         self._dir = None
         self._seq = 0
-        self._written = 0
+        self._segments = []
         self.count = 0
 
 
-def _hold_lock(folder: Path) -> Optional[Any]:
-    """Take an exclusive lock on ``folder/.lock`` for the life of the process."""
+def _try_lock(folder: Path) -> Optional[Any]:
+    """An open file holding an exclusive ``flock`` on ``folder/.lock``, or None if taken.
+
+    The lock lasts while the file is open, and the OS drops it when the
+    process dies, however it dies: a folder nobody holds was abandoned.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no orphan adoption
         return None
-    handle = open(folder / ".lock", "a+b")  # held open: the lock lives as long as the process
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return handle
-
-
-def _is_abandoned(folder: Path) -> bool:
+    handle = open(folder / ".lock", "a+b")  # closed by the owner
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover
-        return False
-    try:
-        with open(folder / ".lock", "a+b") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        return False
+        handle.close()
+        return None
+    return handle
 
 
 # Live consumers, for the fork and atexit hooks (weak: hooks never keep one alive).
@@ -334,7 +344,9 @@ class BackgroundConsumer:
             if not isinstance(batch_size, int) or batch_size < 1:
                 batch_size = _DEFAULT_BATCH
         self._batch_size = batch_size
-        self._wake_at = max(1, min(batch_size, max_queue // 2))
+        # Waking the worker costs the caller a GIL hand-off: wake it rarely (a quarter of
+        # the queue), and let the flush_interval timer bound the latency.
+        self._wake_at = max(1, min(max(batch_size, max_queue // 4), max_queue // 2))
         self._on_error: ErrorCallback = on_error if on_error is not None else _log_error
         self._overflow = overflow
         self._block_timeout = block_timeout
@@ -384,6 +396,7 @@ class BackgroundConsumer:
         self._next_probe = 0.0
         self._backoff = self._probe_interval
         self._adopted = False
+        self._replaying = False
 
     # -- the caller's side ---------------------------------------------------------
     def send(self, type: str, message_json: str) -> None:
@@ -470,6 +483,10 @@ class BackgroundConsumer:
         """
         if self._stopping:
             return self._idle()
+        if threading.current_thread() is self._thread:
+            # from on_error: the worker cannot wait for itself
+            logger.warning("background consumer: flush() called on the worker thread; ignored")
+            return False
         marker = _Marker()
         with self._lock:
             self._markers_queued += 1
@@ -533,7 +550,8 @@ class BackgroundConsumer:
         ``enqueued`` messages accepted by ``send()`` (queued or spilled);
         ``delivered`` accepted by the destination (``replayed`` of them came
         back from the spool); ``failed`` refused for good; ``dropped`` by the
-        overflow policy or after close; ``spilled`` written to the spool;
+        overflow policy or after close; ``spilled`` written to the spool (again
+        after a replay attempt that failed);
         ``queued`` waiting in memory; ``spooled`` waiting on disk.
         """
         with self._lock:
@@ -622,6 +640,8 @@ class BackgroundConsumer:
         if self._spool is not None and self._spool.has_data and (
                 self._waiters or not self._queue):
             if not self._replay_spool():
+                if not self._outage:  # replay itself failed: pause as in an outage
+                    self._enter_outage(RuntimeError("the spool could not be replayed"))
                 return
         self._resolve_waiters()
 
@@ -728,7 +748,8 @@ class BackgroundConsumer:
             return
         if _is_transient(error):
             self._enter_outage(error)
-            self._park(retry)
+            if not self._replaying:  # a replay's messages are still on disk: not again
+                self._park(retry)
         else:
             self._held = retry + self._held
 
@@ -756,11 +777,13 @@ class BackgroundConsumer:
     def _probe(self) -> bool:
         """One delivery attempt after an outage: held messages first, then the spool."""
         outages = self._outages
-        if self._held and not self._flush_inner():
-            return False
-        if self._spool is not None and self._spool.has_data and not self._replay_spool():
-            return False
-        if self._outages != outages:
+        ok = not self._held or self._flush_inner()
+        ok = ok and not (self._spool is not None and self._spool.has_data
+                         and not self._replay_spool())
+        if not ok or self._outages != outages:
+            if self._next_probe <= time.monotonic():  # failed without a delivery error
+                self._backoff = min(self._backoff * 2, self._max_probe_interval)
+                self._next_probe = time.monotonic() + self._backoff
             return False
         logger.info("background consumer: destination reachable again")
         self._outage = False
@@ -811,31 +834,25 @@ class BackgroundConsumer:
             shutil.rmtree(folder, ignore_errors=True)
 
     def _replay_folder(self, folder: Path, *, own: bool) -> bool:
+        """Deliver one spool segment; False (and it stays on disk) if delivery failed."""
         from consumers.replay import replay
 
+        if (self._in_inner or self._held) and not self._flush_inner():
+            return False
         outages = self._outages
-        count = 0
-
-        def sink(message_type: str, message_json: str) -> None:
-            nonlocal count
-            self._hand((message_type, message_json))
-            if self._outages != outages:
-                raise _Stop
-            count += 1
-            if len(self._in_inner) >= self._batch_size and not self._flush_inner():
-                raise _Stop
-
+        sink = _ReplaySink(self, own)
+        self._replaying = True
         try:
-            replay(folder, sink, batch_size=self._batch_size)
-        except _Stop:
+            result = replay(folder, sink, batch_size=self._batch_size)
+        finally:
+            self._replaying = False
+        if result.error is not None or self._outages != outages:
             return False
-        if not self._flush_inner():
-            return False
-        with self._lock:
-            self._replayed += count
+        if result.torn:
+            logger.warning("background consumer: %d torn line(s) left in %s", result.torn, folder)
         if own:
             assert self._spool is not None
-            self._spool.done(folder, count)
+            self._spool.done(folder)
         else:
             shutil.rmtree(folder, ignore_errors=True)
         return True
@@ -940,6 +957,43 @@ class BackgroundConsumer:
             take = getattr(self._inner, "take_pending", None)
             if callable(take):
                 take()  # the parent delivers these
+
+
+class _ReplayStopped(DeliveryError):
+    """Tells replay the destination failed: stop, keep the checkpoint where it is."""
+
+
+class _ReplaySink:
+    """The sink a spool segment is replayed into: the worker's own delivery path.
+
+    ``flush()`` confirms a batch (replay then moves its checkpoint); a failure
+    raises so replay stops, and the unconfirmed batch stays on disk.
+    """
+
+    def __init__(self, owner: BackgroundConsumer, own: bool) -> None:
+        self._owner = owner
+        self._own = own
+        self._outages = owner._outages
+        self._unconfirmed = 0
+
+    def __call__(self, message_type: str, message_json: str) -> None:
+        owner = self._owner
+        if owner._outages != self._outages:
+            raise _ReplayStopped("destination unavailable")
+        owner._hand((message_type, message_json))
+        self._unconfirmed += 1
+        if owner._outages != self._outages:
+            raise _ReplayStopped("destination unavailable")
+
+    def flush(self) -> None:
+        owner = self._owner
+        if owner._outages != self._outages or not owner._flush_inner():
+            raise _ReplayStopped("destination unavailable")
+        with owner._lock:
+            owner._replayed += self._unconfirmed
+        if self._own and owner._spool is not None:
+            owner._spool.read_back(self._unconfirmed)
+        self._unconfirmed = 0
 
 
 class _AtexitRegistry:

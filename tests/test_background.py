@@ -7,7 +7,13 @@ test_background_http.py run the same consumer against the real collector.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +21,7 @@ from consumers.background import BackgroundConsumer, QueueFullError
 from consumers.errors import RefusedError, TransportError
 
 WAIT = 30.0  # generous: the machine is shared
+ROOT = str(Path(__file__).resolve().parents[1])
 
 
 class Sink:
@@ -258,3 +265,163 @@ def test_bad_arguments_are_refused() -> None:
         BackgroundConsumer(Sink(), max_queue=0)
     with pytest.raises(TypeError, match="inner"):
         BackgroundConsumer(object())
+
+
+class FileSink(Sink):
+    """Delivers by appending lines to a real file, so another process's deliveries show."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def flush(self) -> None:
+        with open(self.path, "a") as f:
+            for _, m in self.buffer:
+                f.write(f"{os.getpid()} {m}\n")
+        self.buffer = []
+
+    def reset_after_fork(self) -> None:
+        self.forked += 1
+        self.buffer = []
+
+
+def test_forked_child_starts_empty_and_delivers_its_own(tmp_path: Any) -> None:
+    out = str(tmp_path / "delivered.txt")
+    sink = FileSink(out)
+    sink.gate.clear()
+    bc = BackgroundConsumer(sink, overflow="block")
+    bc.send("event", "parent-0")
+    assert sink.entered.wait(WAIT)  # the worker is stuck delivering parent-0
+    for i in range(1, 5):
+        bc.send("event", f"parent-{i}")  # these wait in the parent's queue at fork time
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            sink.gate.set()
+            child_ok = sink.forked == 1 and bc.stats()["queued"] == 0
+            for i in range(3):
+                bc.send("event", f"child-{i}")
+            code = 0 if (bc.flush(WAIT) and child_ok) else 2
+            bc.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sink.gate.set()
+    bc.close()
+    lines = Path(out).read_text().split()
+    by_pid = {}
+    for owner, message in zip(lines[::2], lines[1::2]):
+        by_pid.setdefault(owner, []).append(message)
+    assert sorted(by_pid[str(os.getpid())]) == [f"parent-{i}" for i in range(5)]
+    assert sorted(by_pid[str(pid)]) == [f"child-{i}" for i in range(3)]
+
+
+EXIT_SCRIPT = """
+import sys
+import tempfile
+from consumers.background import BackgroundConsumer
+
+class Sink:
+    def __init__(self):
+        self.buffer = []
+    def send(self, t, m):
+        self.buffer.append(m)
+    def flush(self):
+        with open(sys.argv[1], "a") as f:
+            f.writelines(m + "\\n" for m in self.buffer)
+        self.buffer = []
+    def close(self):
+        self.flush()
+
+bc = BackgroundConsumer(Sink(), flush_interval=3600, atexit_drain=sys.argv[2] == "on")
+for i in range(1000):
+    bc.send("event", f"m{i}")
+"""
+
+
+@pytest.mark.parametrize("drain", ["on", "off"])
+def test_normal_exit_drains_the_queue_unless_turned_off(tmp_path: Any, drain: str) -> None:
+    out = tmp_path / "out.txt"
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(out), drain], env=env, check=True,
+                   timeout=WAIT)
+    lines = out.read_text().split() if out.exists() else []
+    if drain == "on":
+        assert lines == [f"m{i}" for i in range(1000)]
+    else:
+        assert len(lines) < 1000
+
+
+def test_spill_policy_writes_to_the_spool_and_replays_it(tmp_path: Any) -> None:
+    sink = Sink()
+    sink.gate.clear()
+    spool = tmp_path / "spool"
+    bc = BackgroundConsumer(sink, max_queue=5, spool=spool)
+    bc.send("event", "first")
+    assert sink.entered.wait(WAIT)
+    for m in messages(100):
+        bc.send(*m)
+    stats = bc.stats()
+    assert (stats["queued"], stats["spilled"], stats["spooled"]) == (5, 95, 95)
+    assert stats["enqueued"] == 101
+    assert bc.spool_path is not None and bc.spool_path.parent == spool
+    assert any(p.is_file() and p.name != ".lock" for p in spool.rglob("*"))
+    sink.gate.set()
+    assert bc.flush(WAIT)
+    stats = bc.stats()
+    assert (stats["replayed"], stats["spooled"], stats["delivered"]) == (95, 0, 101)
+    bc.close()
+    assert sorted(sink.delivered) == sorted([("event", "first"), *messages(100)])
+    assert list(spool.iterdir()) == []  # an empty spool folder is removed on close
+
+
+def test_outage_spills_failed_batches_and_replays_them(tmp_path: Any) -> None:
+    sink = Sink()
+    sink.failures = [TransportError("down")] * 4
+    bc = BackgroundConsumer(sink, spool=tmp_path, probe_interval=0.01)
+    for m in messages(40):
+        bc.send(*m)
+    assert bc.flush(WAIT)
+    bc.close()
+    stats = bc.stats()
+    assert stats["spilled"] > 0 and stats["replayed"] > 0
+    assert (stats["spooled"], stats["delivered"], stats["failed"]) == (0, 40, 0)
+    assert sorted(sink.delivered) == sorted(messages(40))
+
+
+def test_default_spool_is_a_private_temp_folder_removed_when_empty() -> None:
+    sink = Sink()
+    sink.gate.clear()
+    bc = BackgroundConsumer(sink, max_queue=1)
+    bc.send("event", "first")
+    assert sink.entered.wait(WAIT)
+    for m in messages(3):
+        bc.send(*m)
+    folder = bc.spool_path
+    assert folder is not None and folder.is_dir()
+    assert folder.parent == Path(tempfile.gettempdir())
+    assert folder.name.startswith(f"tracking-spool-{os.getpid()}-")
+    sink.gate.set()
+    bc.close()
+    assert not folder.exists()
+    assert len(sink.delivered) == 4
+
+
+def test_unusable_spool_falls_back_to_block(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    sink = Sink()
+    sink.gate.clear()
+    bc = BackgroundConsumer(sink, max_queue=1, spool=not_a_dir, block_timeout=0.05)
+    bc.send("event", "first")
+    assert sink.entered.wait(WAIT)
+    bc.send("event", "queued")
+    bc.send("event", "late")
+    assert "falling back to overflow='block'" in caplog.text
+    assert bc.stats()["dropped"] == 1
+    sink.gate.set()
+    bc.close()
