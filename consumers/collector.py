@@ -38,7 +38,11 @@ class Collector:
 
     ``port=0`` picks a free port.  ``mode`` is ``"threaded"`` (``http.server``,
     the default) or ``"asyncio"`` (a minimal HTTP/1.1 server on one event
-    loop, faster for a single busy client).  /import credentials: see
+    loop, faster for a single busy client).  ``gc_freeze=True`` periodically
+    moves everything alive into ``gc.freeze()``'s permanent generation so the
+    stored records stop slowing down the cyclic GC: about twice the throughput
+    under load, at the price of a process-wide side effect (the command line
+    turns it on; in-process it is off unless asked for).  /import credentials: see
     :class:`consumers._collector.app.Credentials`; with none configured, any
     service account with a ``project_id`` and any token or API secret as the
     Basic user (empty password) are accepted.
@@ -55,13 +59,14 @@ class Collector:
         api_secret: Optional[str] = None,
         mode: str = "threaded",
         on_request: Optional[Callable[[dict[str, Any]], None]] = None,
+        gc_freeze: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.host = host
         self.mode = mode
         self._port = port
-        self._store = Store()
+        self._store = Store(gc_freeze=gc_freeze)
         self._faults = FaultPlan()
         self._app = App(
             self._store,
@@ -207,7 +212,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     collector = Collector(
         args.host, args.port, service_accounts=accounts or None, project_id=args.project_id,
-        mode=args.mode, on_request=None if args.quiet else report,
+        mode=args.mode, on_request=None if args.quiet else report, gc_freeze=True,
     )
     stop = threading.Event()
 

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 from urllib.parse import parse_qsl
 
 from consumers._collector.bodies import (
@@ -31,6 +31,7 @@ from consumers._collector.validation import (
     MAX_IMPORT_BYTES,
     MAX_RECORDS,
     Problem,
+    all_events_valid,
     check_engage,
     check_event,
     check_group,
@@ -202,7 +203,7 @@ class App:
     def _track_like(self, request: Request, route: str, entry: dict[str, Any]) -> Response:
         verbose = request.query.get("verbose") == "1"
         try:
-            payload, form = _read_payload(request, limit=None)
+            payload, form, source = _read_payload(request, limit=None)
             verbose = verbose or form.get("verbose") == "1"
         except (BodyError, TooLargeError) as exc:
             self.store.add(route, [], 0)
@@ -218,11 +219,12 @@ class App:
             return _status_answer(
                 False, f"too many records: {len(records)} (max {MAX_RECORDS})", verbose
             )
-        accepted, problems = _validate(records, route, time.time_ns() // 1_000_000, request)
-        placeholders = 0
-        if route == "track":
-            placeholders = sum(1 for m in accepted if _placeholder(m))
-        self.store.add(route, accepted, len(problems), placeholders)
+        accepted, problems, placeholders = _validate(
+            records, route, time.time_ns() // 1_000_000, request
+        )
+        self.store.add(
+            route, accepted, len(problems), placeholders, source=None if problems else source
+        )
         entry["accepted"] = len(accepted)
         entry["rejected"] = len(problems)
         if accepted:
@@ -241,7 +243,7 @@ class App:
             return _too_large()
         strict = request.query.get("strict") == "1"
         try:
-            payload, form = _read_payload(request, limit=MAX_IMPORT_BYTES)
+            payload, form, source = _read_payload(request, limit=MAX_IMPORT_BYTES)
         except TooLargeError:
             self.store.add("import", [], 0)
             return _too_large()
@@ -265,8 +267,10 @@ class App:
             if legacy:
                 return _status_answer(False, error, verbose)
             return _bad_request(error)
-        accepted, problems = _validate(records, "import", time.time_ns() // 1_000_000, request)
-        self.store.add("import", accepted, len(problems))
+        accepted, problems, _ = _validate(
+            records, "import", time.time_ns() // 1_000_000, request
+        )
+        self.store.add("import", accepted, len(problems), source=None if problems else source)
         entry["accepted"] = len(accepted)
         entry["rejected"] = len(problems)
         if legacy:
@@ -412,8 +416,10 @@ _CHECKS: dict[str, Callable[[Any], Optional[Problem]]] = {
 }
 
 
-def _read_payload(request: Request, limit: Optional[int]) -> tuple[Any, dict[str, str]]:
-    """The decoded payload and the form fields (empty when the body was not a form)."""
+def _read_payload(
+    request: Request, limit: Optional[int]
+) -> tuple[Any, dict[str, str], Union[str, bytes, None]]:
+    """The decoded payload, the form fields (empty unless a form), and the JSON text."""
     body = request.body
     if request.headers.get("content-encoding", "").lower() == "gzip":
         body = decompress(body, limit)
@@ -429,21 +435,31 @@ def _read_payload(request: Request, limit: Optional[int]) -> tuple[Any, dict[str
             form["data"] = request.query["data"]
         if "data" not in form:
             raise BodyError("missing 'data' field")
-        return decode_data(form["data"]), form
+        payload, text = decode_data(form["data"])
+        return payload, form, text
     if not body.strip():
         raise BodyError("empty body")
-    return parse_json(body, ndjson="ndjson" in content_type), form
+    if "ndjson" in content_type:
+        return parse_json(body, ndjson=True), form, None
+    payload = parse_json(body)
+    return payload, form, body if isinstance(payload, (list, dict)) else None
 
 
 def _validate(
     records: list[Any], route: str, now_ms: int, request: Request
-) -> tuple[list[Any], list[tuple[int, Problem]]]:
-    accepted: list[Any] = []
-    problems: list[tuple[int, Problem]] = []
-    check = _CHECKS.get(route)
+) -> tuple[list[Any], list[tuple[int, Problem]], int]:
+    """Accepted records, (index, problem) for refused ones, and placeholder distinct_ids."""
     imported = route == "import"
     # Only a body over the per-event limit can hold an event over it.
     sized = len(request.body) > MAX_EVENT_BYTES or "content-encoding" in request.headers
+    check = _CHECKS.get(route)
+    if check is None and not sized:
+        placeholders = all_events_valid(records, imported=imported, now_ms=now_ms)
+        if placeholders is not None:
+            return records, [], placeholders
+    accepted: list[Any] = []
+    problems: list[tuple[int, Problem]] = []
+    placeholders = 0
     for index, message in enumerate(records):
         if check is not None:
             problem = check(message)
@@ -453,9 +469,11 @@ def _validate(
             problem = Problem("", f"event exceeds max size of {MAX_EVENT_BYTES} bytes")
         if problem is None:
             accepted.append(message)
+            if route == "track" and _placeholder(message):
+                placeholders += 1
         else:
             problems.append((index, problem))
-    return accepted, problems
+    return accepted, problems, placeholders
 
 
 def _too_big(message: Any) -> bool:

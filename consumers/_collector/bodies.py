@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import zlib
@@ -47,23 +46,29 @@ def parse_form(body: bytes) -> dict[str, str]:
     return dict(parse_qsl(text, keep_blank_values=True))
 
 
-def decode_data(data: str) -> Any:
-    """The ``data`` field: JSON, or base64 (standard or URL-safe) of JSON."""
-    text = data.strip()
-    if not text:
+def decode_data(data: str) -> tuple[Any, str]:
+    """The ``data`` field (JSON, or base64 of JSON) decoded, and its JSON text."""
+    first = data[:1]
+    if first.isspace():
+        data = data.strip()
+        first = data[:1]
+    if not first:
         raise BodyError("'data' is empty")
-    if text[0] in "[{":
-        return _loads(text)
-    raw = text.encode("ascii", "replace")
-    raw += b"=" * (-len(raw) % 4)
+    if first in "[{":
+        return _loads(data), data
+    if "-" in data or "_" in data:
+        data = data.replace("-", "+").replace("_", "/")
+    if len(data) % 4:
+        data += "=" * (-len(data) % 4)
     try:
-        if b"-" in raw or b"_" in raw:
-            decoded = base64.urlsafe_b64decode(raw)
-        else:
-            decoded = base64.b64decode(raw)
+        decoded = binascii.a2b_base64(data)
     except (binascii.Error, ValueError):
         raise BodyError("'data' is neither JSON nor base64 of JSON") from None
-    return _loads(decoded)
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyError("'data' is not UTF-8 JSON") from None
+    return _loads(text), text
 
 
 def parse_json(body: bytes, *, ndjson: bool = False) -> Any:

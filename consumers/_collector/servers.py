@@ -7,6 +7,7 @@ delays (sleep before answering) and drops (close without an answer).
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -17,6 +18,8 @@ from typing import Any, Optional
 from consumers._collector.app import App, Request, Response
 
 __all__ = ["MODES", "AsyncioServer", "ThreadedServer", "render"]
+
+logger = logging.getLogger(__name__)
 
 MODES = ("threaded", "asyncio")
 
@@ -92,7 +95,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if response.delay > 0:
             time.sleep(response.delay)
-        self.wfile.write(render(response, self.close_connection))
+        try:
+            self.wfile.write(render(response, self.close_connection))
+        except OSError:  # the client gave up (timeout) and closed its end
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -122,6 +128,9 @@ class ThreadedServer(ThreadingHTTPServer):
     @property
     def port(self) -> int:
         return int(self.server_address[1])
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("collector: error serving %s", client_address, exc_info=True)
 
     def track_connection(self, sock: socket.socket, *, add: bool) -> None:
         with self._connections_lock:

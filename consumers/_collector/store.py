@@ -1,11 +1,13 @@
 """What the collector remembers: accepted records, request log, counters, fault plan.
 
 Everything is guarded by one lock per object and kept as plain lists and
-dicts; messages are stored as decoded (no copies).
+dicts; messages are never copied.
 """
 
 from __future__ import annotations
 
+import gc
+import json
 import threading
 from typing import Any, Optional, Union
 
@@ -17,18 +19,51 @@ __all__ = ["ENDPOINTS", "Fault", "FaultPlan", "Store"]
 ENDPOINTS = ("track", "engage", "groups", "import", "posthog")
 
 
-class Store:
-    """Accepted records (raw and deduplicated), the request log and counters."""
+class _Chunk:
+    """The records one request added: decoded, or still the JSON text they came as."""
 
-    def __init__(self) -> None:
+    __slots__ = ("count", "endpoint", "payload")
+
+    def __init__(self, endpoint: str, payload: Union[list[Any], str, bytes], count: int) -> None:
+        self.endpoint = endpoint
+        self.payload = payload
+        self.count = count
+
+    def messages(self) -> list[Any]:
+        payload = self.payload
+        if not isinstance(payload, list):
+            decoded = json.loads(payload)
+            payload = self.payload = decoded if isinstance(decoded, list) else [decoded]
+        return payload
+
+
+class Store:
+    """Accepted records (raw and deduplicated), the request log and counters.
+
+    A request whose records were all accepted is kept as its JSON text and
+    decoded again when first read: the decoded objects of a busy request
+    stream would cost far more memory (and page faults) than the text.
+    """
+
+    #: Requests between two ``gc.freeze()`` calls when ``gc_freeze`` is on.
+    FREEZE_EVERY = 256
+
+    def __init__(self, *, gc_freeze: bool = False) -> None:
         self._lock = threading.Lock()
+        # Stored records live until reset; letting the cyclic GC rescan them on
+        # every full collection slows every request, so a dedicated process
+        # moves them out of its reach (gc.freeze).
+        self.gc_freeze = gc_freeze
+        self._adds = 0
         self.reset()
 
     def reset(self) -> None:
         """Forget every record, request and counter."""
         with self._lock:
-            self._records: list[tuple[str, Any]] = []
-            self._raw: dict[str, list[Any]] = {e: [] for e in ENDPOINTS}
+            self._chunks: list[_Chunk] = []
+            self._raw_count: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
+            # Dedup runs when asked for, over the chunks that arrived since.
+            self._deduped = 0
             self._unique: dict[str, list[Any]] = {e: [] for e in ENDPOINTS}
             self._seen: dict[str, set[Any]] = {e: set() for e in ENDPOINTS}
             self._rejected: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
@@ -44,25 +79,43 @@ class Store:
         accepted: list[Any],
         rejected: int,
         placeholder_ids: int = 0,
+        *,
+        source: Union[str, bytes, None] = None,
     ) -> None:
-        """Store the accepted messages of one request and count the refused ones."""
+        """Store the accepted messages of one request and count the refused ones.
+
+        ``source``, when given, is the JSON text ``accepted`` was decoded from
+        (all of it accepted); it is kept instead of the objects.
+        """
         with self._lock:
             self._requests_by_endpoint[endpoint] += 1
             self._rejected[endpoint] += rejected
             self._placeholder_ids[endpoint] += placeholder_ids
             if not accepted:
                 return
-            self._raw[endpoint].extend(accepted)
-            self._records.extend((endpoint, m) for m in accepted)
+            payload = accepted if source is None else source
+            self._chunks.append(_Chunk(endpoint, payload, len(accepted)))
+            self._raw_count[endpoint] += len(accepted)
+            self._adds += 1
+            freeze = self.gc_freeze and self._adds % self.FREEZE_EVERY == 0
+        if freeze:
+            gc.collect(1)
+            gc.freeze()
+
+    def _dedup(self) -> None:
+        """Bring the unique lists up to date (lock held)."""
+        for chunk in self._chunks[self._deduped:]:
+            endpoint = chunk.endpoint
             seen = self._seen[endpoint]
             unique = self._unique[endpoint]
-            for message in accepted:
+            for message in chunk.messages():
                 key = _key(endpoint, message)
                 if key is None:
                     unique.append(message)
                 elif key not in seen:
                     seen.add(key)
                     unique.append(message)
+        self._deduped = len(self._chunks)
 
     def log_request(self, entry: dict[str, Any], *, fault: bool = False) -> None:
         """Append one request summary to the log."""
@@ -75,21 +128,27 @@ class Store:
     def records(self, endpoint: Optional[str] = None) -> list[dict[str, Any]]:
         """Accepted records in arrival order, before dedup."""
         with self._lock:
+            if endpoint is not None:
+                endpoint = _endpoint(endpoint)
             return [
-                {"endpoint": e, "message": m}
-                for e, m in self._records
-                if endpoint is None or e == endpoint
+                {"endpoint": c.endpoint, "message": m}
+                for c in self._chunks
+                if endpoint is None or c.endpoint == endpoint
+                for m in c.messages()
             ]
 
     def messages(self, endpoint: str) -> list[Any]:
         """The message dicts accepted on one endpoint (raw)."""
+        endpoint = _endpoint(endpoint)
         with self._lock:
-            return list(self._raw[_endpoint(endpoint)])
+            return [m for c in self._chunks if c.endpoint == endpoint for m in c.messages()]
 
     def unique(self, endpoint: str) -> list[Any]:
         """The message dicts accepted on one endpoint, duplicates removed."""
+        endpoint = _endpoint(endpoint)
         with self._lock:
-            return list(self._unique[_endpoint(endpoint)])
+            self._dedup()
+            return list(self._unique[endpoint])
 
     def requests(self) -> list[dict[str, Any]]:
         """The request log."""
@@ -99,24 +158,26 @@ class Store:
     def stats(self) -> dict[str, Any]:
         """Counters: totals and per endpoint."""
         with self._lock:
+            self._dedup()
             endpoints = {
                 e: {
                     "requests": self._requests_by_endpoint[e],
-                    "accepted": len(self._raw[e]),
-                    "raw": len(self._raw[e]),
+                    "accepted": self._raw_count[e],
+                    "raw": self._raw_count[e],
                     "unique": len(self._unique[e]),
-                    "duplicates": len(self._raw[e]) - len(self._unique[e]),
+                    "duplicates": self._raw_count[e] - len(self._unique[e]),
                     "rejected": self._rejected[e],
                     "placeholder_ids": self._placeholder_ids[e],
                 }
                 for e in ENDPOINTS
             }
+            raw = sum(self._raw_count.values())
             return {
                 "requests": len(self._requests),
                 "bytes": self._bytes,
                 "faults": self._faults,
-                "accepted": len(self._records),
-                "raw": len(self._records),
+                "accepted": raw,
+                "raw": raw,
                 "unique": sum(v["unique"] for v in endpoints.values()),
                 "rejected": sum(self._rejected.values()),
                 "endpoints": endpoints,

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_RECORDS",
     "MIN_TIME_MS",
     "Problem",
+    "all_events_valid",
     "check_engage",
     "check_event",
     "check_group",
@@ -274,3 +275,64 @@ def dedup_key(message: dict[str, Any]) -> Optional[tuple[Any, ...]]:
     if insert_id is None:
         return None
     return (message.get("event"), time_ms(props.get("time")), props.get("distinct_id"), insert_id)
+
+
+_INSERT_IDS = re.compile(r"(?:[A-Za-z0-9-]{1,36}\n)*[A-Za-z0-9-]{1,36}\Z")
+_SECONDS_MIN = MIN_TIME_MS // 1000
+_STR = {str}
+_INT = {int}
+_DICT = {dict}
+_TRACK_IDS = ({str}, {int}, {str, int})
+
+
+def all_events_valid(records: list[Any], *, imported: bool, now_ms: int) -> Optional[int]:
+    """A whole-batch fast path for :func:`check_event`, run mostly in C.
+
+    Returns the number of placeholder distinct_ids when every record is surely
+    valid, or None when any record needs the per-record check (which then
+    decides).  It only says yes for batches where every event carries
+    ``time`` (integer), ``distinct_id`` and ``$insert_id``.
+    """
+    try:
+        if set(map(type, records)) != _DICT or set(map(len, records)) != {2}:
+            return None
+        names = [m["event"] for m in records]
+        props = [m["properties"] for m in records]
+    except (KeyError, TypeError):
+        return None
+    if set(map(type, names)) != _STR or not all(names):
+        return None
+    if set(map(type, props)) != _DICT or max(map(len, props)) > MAX_PROPERTIES:
+        return None
+    if not imported:
+        tokens = [p.get("token") for p in props]
+        if set(map(type, tokens)) != _STR or not all(tokens):
+            return None
+    times = [p.get("time") for p in props]
+    if set(map(type, times)) != _INT or not _times_ok(times, imported=imported, now_ms=now_ms):
+        return None
+    insert_ids = [p.get("$insert_id") for p in props]
+    if set(map(type, insert_ids)) != _STR or not _INSERT_IDS.match("\n".join(insert_ids)):
+        return None
+    if not DISALLOWED_IDS.isdisjoint(map(str.lower, insert_ids)):
+        return None
+    distinct_ids = [p.get("distinct_id") for p in props]
+    id_types = set(map(type, distinct_ids))
+    if id_types == _STR:
+        if DISALLOWED_IDS.isdisjoint(map(str.lower, distinct_ids)):
+            return 0
+        if imported:
+            return None
+        return sum(1 for d in distinct_ids if d.lower() in DISALLOWED_IDS)
+    if not imported and id_types in _TRACK_IDS:
+        return sum(1 for d in distinct_ids if _bad_id(d))
+    return None
+
+
+def _times_ok(times: list[int], *, imported: bool, now_ms: int) -> bool:
+    low, high = min(times), max(times)
+    if low >= MIN_TIME_MS:  # all milliseconds
+        return not imported or high <= now_ms + MAX_FUTURE_MS
+    if low >= _SECONDS_MIN and high < _MS_THRESHOLD:  # all seconds
+        return not imported or high * 1000 <= now_ms + MAX_FUTURE_MS
+    return False

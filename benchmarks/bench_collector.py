@@ -1,0 +1,167 @@
+"""How many /track requests per second the local collector takes from ONE keep-alive client.
+
+Each request is a form POST of ``data=base64(<50 events>)``, the way the
+Mixpanel libraries send a batch.  The collector runs as a real subprocess
+(``python -m consumers.collector --quiet --mode M``) so the client does not
+share its interpreter; the client is a raw socket sending pre-built request
+bytes, one request at a time (no pipelining), so it stays out of the way.
+
+    python3 benchmarks/bench_collector.py [--runs 5] [--seconds 1.5] [--batch 50]
+
+Prints, per server mode, the median over the runs of requests/s and events/s,
+and the ratio between the modes.  Store is reset between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _event(i: int) -> dict[str, object]:
+    return {
+        "event": "Signed up",
+        "properties": {
+            "token": "bench-token",
+            "distinct_id": f"user-{i % 97}",
+            "time": 1_700_000_000_000 + i,
+            "$insert_id": f"bench-{i:08d}",
+            "mp_lib": "python",
+            "$lib_version": "1.0.0",
+            "plan": "pro",
+            "price": 12.5,
+        },
+    }
+
+
+def build_request(port: int, batch: int) -> bytes:
+    """One complete HTTP/1.1 request: POST /track with form data=base64(JSON array)."""
+    payload = json.dumps([_event(i) for i in range(batch)], separators=(",", ":"))
+    data = base64.b64encode(payload.encode()).decode()
+    body = urllib.parse.urlencode({"data": data}).encode()
+    head = (
+        "POST /track HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: keep-alive\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _read_response(sock: socket.socket, buffer: bytearray) -> bytes:
+    while True:
+        end = buffer.find(b"\r\n\r\n")
+        if end >= 0:
+            head = bytes(buffer[:end]).lower()
+            start = head.find(b"content-length:")
+            length = int(head[start + 15:].split(b"\r\n", 1)[0]) if start >= 0 else 0
+            total = end + 4 + length
+            if len(buffer) >= total:
+                status = bytes(buffer[9:12])
+                del buffer[:total]
+                return status
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("collector closed the connection")
+        buffer += chunk
+
+
+def run_once(port: int, request: bytes, seconds: float) -> float:
+    """Requests per second over ``seconds`` on one keep-alive connection."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer = bytearray()
+    count = 0
+    try:
+        start = time.perf_counter()
+        deadline = start + seconds
+        while True:
+            for _ in range(50):
+                sock.sendall(request)
+                if _read_response(sock, buffer) != b"200":
+                    raise RuntimeError("collector refused the benchmark request")
+            count += 50
+            now = time.perf_counter()
+            if now >= deadline:
+                return count / (now - start)
+    finally:
+        sock.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _admin(port: int, path: str, method: str = "GET") -> object:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=b"")
+    if method == "GET":
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def bench_mode(mode: str, runs: int, seconds: float, batch: int) -> list[float]:
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "consumers.collector", "--port", str(port), "--quiet",
+         "--mode", mode],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # "collector listening on ..."
+        request = build_request(port, batch)
+        run_once(port, request, 0.3)  # warm-up
+        rates = []
+        for _ in range(runs):
+            _admin(port, "/_collector/reset", "POST")
+            rates.append(run_once(port, request, seconds))
+            stats = _admin(port, "/_collector/stats")
+            assert isinstance(stats, dict) and stats["endpoints"]["track"]["rejected"] == 0
+        return rates
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--modes", default="threaded,asyncio")
+    args = parser.parse_args()
+    print(f"one keep-alive client, POST /track data=base64(JSON array of {args.batch} events), "
+          f"{args.runs} runs x {args.seconds}s, cores={os.cpu_count()}")
+    medians = {}
+    for mode in args.modes.split(","):
+        rates = bench_mode(mode, args.runs, args.seconds, args.batch)
+        med = statistics.median(rates)
+        medians[mode] = med
+        runs = " ".join(f"{r:,.0f}" for r in rates)
+        print(f"{mode:>9}: median {med:,.0f} req/s  {med * args.batch:,.0f} events/s  "
+              f"(runs: {runs})")
+    if len(medians) == 2:
+        a, b = medians.values()
+        names = list(medians)
+        print(f"ratio {names[1]}/{names[0]}: {b / a:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

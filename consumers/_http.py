@@ -1,0 +1,197 @@
+"""The HTTP transport shared by the HTTP consumers (Mixpanel and PostHog).
+
+:class:`HttpTransport` owns one ``requests.Session`` (keep-alive, a
+connection pool sized for several threads), applies connect and read
+timeouts, verifies TLS by default, sends ``User-Agent:
+tracking-toolkit/<version>``, retries under a :class:`~consumers.retry.RetryPolicy`,
+and turns every failure into the delivery error family:
+
+=================================  ==========================================
+what happened                      raised (after retries, where retried)
+=================================  ==========================================
+connect/read timeout               :class:`~consumers.errors.TimeoutError_`
+refused, reset, DNS, broken body   :class:`~consumers.errors.TransportError`
+413                                :class:`~consumers.errors.PayloadTooLargeError`
+a status the policy retries        :class:`~consumers.retry.RetryableRefusal`
+any other non-2xx status           :class:`~consumers.errors.RefusedError`
+=================================  ==========================================
+
+Interpreting a 2xx body (Mixpanel's ``{"status": 0}``, strict /import's
+``failed_records``) is the consumer's job.  Credentials travel only in
+``auth`` and are never part of an error, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Callable, Optional, Union
+
+import requests
+import requests.adapters
+
+from consumers.errors import PayloadTooLargeError, RefusedError, TimeoutError_, TransportError
+from consumers.retry import RetryableRefusal, RetryPolicy, parse_retry_after, retrying
+
+__all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "HttpTransport", "version"]
+
+log = logging.getLogger(__name__)
+
+#: (connect, read) seconds.  Reading allows for a 10 MB /import to be processed.
+DEFAULT_TIMEOUT = (5.0, 30.0)
+
+Timeout = Union[float, tuple[float, float]]
+Auth = Optional[tuple[str, str]]
+
+_TRANSPORT_ERRORS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def version() -> str:
+    """This toolkit's installed version, or ``"unknown"`` when run from a source tree."""
+    try:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as _dist_version
+
+        return _dist_version("tracking-toolkit")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+#: Sent with every request.
+USER_AGENT = f"tracking-toolkit/{version()}"
+
+
+def _describe(url: str) -> str:
+    """The URL without its query, for messages (the query may carry a project id)."""
+    return url.split("?", 1)[0]
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class HttpTransport:
+    """POSTs bodies with keep-alive, timeouts and retries; raises the delivery errors.
+
+    ``session`` may be a caller's own ``requests.Session`` (then it is used
+    as is and not closed by :meth:`close`).  ``pool_size`` is the number of
+    keep-alive connections kept per host: as many as threads posting at once.
+    ``sleep`` is what waits between attempts (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - a frozen value
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        verify: Union[bool, str] = True,
+        user_agent: str = USER_AGENT,
+        session: Optional[requests.Session] = None,
+        *,
+        pool_size: int = 10,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        self.retry = retry
+        self.timeout = timeout
+        self.verify = verify
+        self.user_agent = user_agent
+        self._sleep = sleep
+        self._owns_session = session is None
+        if session is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(
+                pool_connections=4, pool_maxsize=max(1, pool_size), max_retries=0
+            )
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpTransport(retry={self.retry!r}, timeout={self.timeout!r}, "
+            f"verify={self.verify!r}, user_agent={self.user_agent!r})"
+        )
+
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        auth: Auth = None,
+        params: Optional[Mapping[str, str]] = None,
+    ) -> requests.Response:
+        """POST ``body`` to ``url``; the 2xx response, or a delivery error after retries."""
+        response: Optional[requests.Response] = None
+        for attempt in retrying(self.retry, sleep=self._sleep):
+            with attempt:
+                response = self._attempt(url, body, headers, auth, params)
+        assert response is not None
+        return response
+
+    def _attempt(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        auth: Auth,
+        params: Optional[Mapping[str, str]],
+    ) -> requests.Response:
+        all_headers = {"User-Agent": self.user_agent}
+        all_headers.update(headers)
+        where = _describe(url)
+        try:
+            response = self.session.post(
+                url,
+                data=body,
+                headers=all_headers,
+                auth=auth,
+                params=params,
+                timeout=self.timeout,
+                verify=self.verify,
+            )
+        except requests.exceptions.Timeout as exc:
+            raise TimeoutError_(f"POST {where} timed out: {type(exc).__name__}") from None
+        except _TRANSPORT_ERRORS as exc:
+            raise TransportError(f"POST {where} failed: {_reason(exc)}") from None
+        status = response.status_code
+        log.debug("POST %s -> %d (%d bytes sent)", where, status, len(body))
+        if 200 <= status < 300:
+            return response
+        text = response.text
+        message = f"POST {where} answered {status}: {_short(text)}"
+        if status == 413:
+            raise PayloadTooLargeError(message, status=status, body=text)
+        if self.retry.retries_status(status):
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise RetryableRefusal(message, status=status, body=text, retry_after=retry_after)
+        raise RefusedError(message, status=status, body=text)
+
+    def close(self) -> None:
+        """Close the pooled connections (only of a session this transport created)."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> HttpTransport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause for a transport failure; requests' own text can be very long."""
+    inner: Any = exc.args[0] if exc.args else exc
+    reason = getattr(inner, "reason", None)
+    return f"{type(exc).__name__}: {_short(str(reason if reason is not None else inner), 200)}"

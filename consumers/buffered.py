@@ -1,0 +1,394 @@
+"""``BufferedConsumer``: batch messages per type and post them in as few requests as allowed.
+
+::
+
+    with BufferedConsumer(region="eu", max_batch=200) as consumer:   # close() flushes
+        tracker = Tracker(token, consumer)
+        ...
+
+Each message type has its own buffer.  A type is flushed when its buffer
+holds ``max_batch`` messages (default 50, as the Ruby library; at most 2000,
+the service's limit) or ``max_bytes`` of JSON (default 2 MB for /track,
+/engage, /groups and 10 MB uncompressed for /import), and on :meth:`flush`.
+A batch is the already-serialised messages joined with commas: nothing is
+parsed or re-encoded.
+
+What a failed flush does (the caller always learns it; nothing is silently
+lost and the consumer itself sends nothing twice):
+
+* transport errors, 429/5xx after the retry budget, 401/403, and other
+  refusals: exactly the unsent messages stay buffered, in their original
+  order, and the error's ``pending`` says how many messages are buffered.
+  The next ``flush()`` tries again; :meth:`take_pending` hands them over.
+* 413, and a /import 400 that names no record: the batch is split in halves
+  and each half sent, down to single messages; a single message still
+  refused is reported (its error's ``messages``) and dropped.
+* strict /import 400 with ``failed_records``: the accepted records count as
+  sent; the failed ones are reported in a ``RecordsRejectedError`` whose
+  ``FailedRecord.record`` is the refused ``(type, message_json)``, and are
+  not resent.
+* ``{"status": 0}`` from /track, /engage or /groups: the service found no
+  valid message in the batch; the batch is reported and dropped (sending it
+  again would be refused again, and would block everything behind it).
+
+A message larger than the service accepts (1 MB per message, or
+``max_bytes``) raises ``PayloadTooLargeError`` from :meth:`send` and is not
+buffered.
+
+Thread safety: one lock guards the buffers and is never held during HTTP.
+A flush takes the buffer out under the lock, sends outside it, and puts back
+what was not sent in front of anything buffered meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Optional, Protocol, Union
+
+from consumers.consumer import MAX_BATCH, Consumer
+from consumers.endpoints import MESSAGE_TYPES
+from consumers.errors import (
+    DeliveryError,
+    FailedRecord,
+    PayloadTooLargeError,
+    RecordsRejectedError,
+    RefusedError,
+)
+
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_MESSAGE_BYTES", "BatchSender", "BufferedConsumer"]
+
+log = logging.getLogger(__name__)
+
+#: Uncompressed JSON bytes per request, by type.  /import: 10 MB (the service
+#: answers 413 above 10 MiB); others: 2 MB, the service's older request limit.
+DEFAULT_MAX_BYTES = {
+    "event": 2_000_000,
+    "profile_update": 2_000_000,
+    "group_update": 2_000_000,
+    "import": 10_000_000,
+}
+_IMPORT_LIMIT = 10 * 1024 * 1024
+
+#: The service refuses a single message larger than this.
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+class BatchSender(Protocol):
+    """What BufferedConsumer wraps: posts one batch of one type, raises the delivery errors."""
+
+    def send_batch(self, message_type: str, messages: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Limit = Union[int, Mapping[str, int]]
+
+
+def _per_type(name: str, value: Limit, default: Mapping[str, int]) -> dict[str, int]:
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(MESSAGE_TYPES)
+        if unknown:
+            raise ValueError(f"{name} has unknown message types {sorted(unknown)}")
+        limits = dict(default)
+        limits.update(value)
+    else:
+        limits = dict.fromkeys(MESSAGE_TYPES, value)
+    for message_type, limit in limits.items():
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"{name} for {message_type!r} must be a positive int, got {limit!r}")
+    return limits
+
+
+def _size(message: str) -> int:
+    # Characters, plus the comma: exact for ASCII JSON; a batch that encodes
+    # larger than the limit is split when the service answers 413.
+    return len(message) + 1
+
+
+class BufferedConsumer:
+    """Buffers ``(type, message_json)`` per type and posts full batches.
+
+    ``consumer`` is what posts a batch (anything with ``send_batch`` and
+    ``close``); by default a :class:`~consumers.consumer.Consumer` built from
+    the remaining keyword arguments (``region=``, ``api_host=``,
+    ``service_account=``, ``retry=``, ...).  ``max_batch`` and ``max_bytes``
+    are one limit for every type or a mapping ``{type: limit}`` overriding the
+    defaults.
+    """
+
+    def __init__(
+        self,
+        consumer: Optional[BatchSender] = None,
+        *,
+        max_batch: Limit = 50,
+        max_bytes: Optional[Limit] = None,
+        **consumer_kwargs: Any,
+    ) -> None:
+        if consumer is not None and consumer_kwargs:
+            raise TypeError(
+                f"pass either consumer or Consumer arguments, not both: {sorted(consumer_kwargs)}"
+            )
+        self._max_batch = _per_type("max_batch", max_batch, dict.fromkeys(MESSAGE_TYPES, 50))
+        too_many = {t: n for t, n in self._max_batch.items() if n > MAX_BATCH}
+        if too_many:
+            raise ValueError(
+                f"max_batch is at most {MAX_BATCH} (the service's limit per request), "
+                f"got {too_many}"
+            )
+        self._max_bytes = _per_type(
+            "max_bytes", DEFAULT_MAX_BYTES if max_bytes is None else max_bytes, DEFAULT_MAX_BYTES
+        )
+        if self._max_bytes["import"] > _IMPORT_LIMIT:
+            raise ValueError(f"max_bytes for 'import' is at most {_IMPORT_LIMIT} (10 MiB)")
+        self._owns_consumer = consumer is None
+        self.consumer: BatchSender = Consumer(**consumer_kwargs) if consumer is None else consumer
+        self._lock = threading.Lock()
+        self._buffers: dict[str, list[str]] = {t: [] for t in MESSAGE_TYPES}
+        self._bytes: dict[str, int] = dict.fromkeys(MESSAGE_TYPES, 0)
+        self._checked: set[str] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"BufferedConsumer(consumer={self.consumer!r}, max_batch={self._max_batch!r}, "
+            f"max_bytes={self._max_bytes!r}, pending={self.pending()})"
+        )
+
+    # -- the sink -----------------------------------------------------------------
+
+    def send(self, message_type: str, message_json: str) -> None:
+        """Buffer one message; post its type's buffer when full.
+
+        Bad input (unknown type, non-str message, a message over the size
+        limit, /import without credentials) raises at once and buffers
+        nothing.  When the automatic flush fails, the delivery error is raised
+        and the messages, this one included, stay buffered.
+        """
+        if message_type not in self._checked:
+            self._check(message_type)
+        if not isinstance(message_json, str):
+            raise TypeError(f"message_json must be a str, got {type(message_json).__name__}")
+        size = _size(message_json)
+        limit = min(self._max_bytes[message_type] - 1, MAX_MESSAGE_BYTES + 1)
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"a {message_type} message of {size - 1} characters exceeds the "
+                f"{limit - 1}-byte limit; not sent",
+                status=413,
+                messages=[(message_type, message_json)],
+                pending=self.pending(),
+            )
+        with self._lock:
+            buffer = self._buffers[message_type]
+            buffer.append(message_json)
+            self._bytes[message_type] += size
+            due = (
+                len(buffer) >= self._max_batch[message_type]
+                or self._bytes[message_type] + 1 >= self._max_bytes[message_type]
+            )
+        if due:
+            failure, reported = self._flush_type(message_type)
+            self._raise(failure, reported)
+
+    __call__ = send
+
+    def _check(self, message_type: str) -> None:
+        check = getattr(self.consumer, "check_sendable", None)
+        if check is not None:
+            check(message_type)
+        elif message_type not in MESSAGE_TYPES:
+            raise ValueError(
+                f"unknown message type {message_type!r}; expected one of {MESSAGE_TYPES}"
+            )
+        self._checked.add(message_type)
+
+    # -- flushing -----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Post everything buffered now (every type).
+
+        Raises the first delivery error that kept messages buffered (its
+        ``pending`` counts them), else the report of messages refused and
+        dropped; other types are still attempted after one type fails.
+        """
+        failures: list[DeliveryError] = []
+        reported: list[DeliveryError] = []
+        for message_type in MESSAGE_TYPES:
+            failure, dropped = self._flush_type(message_type)
+            if failure is not None:
+                failures.append(failure)
+            reported.extend(dropped)
+        for extra in failures[1:]:
+            log.error("flush also failed: %s", extra)
+        self._raise(failures[0] if failures else None, reported)
+
+    def _raise(self, failure: Optional[DeliveryError], reported: list[DeliveryError]) -> None:
+        """Raise what a flush leaves the caller to know, with an up-to-date ``pending``."""
+        pending = self.pending()
+        if failure is not None:
+            if reported:
+                log.error(
+                    "%d message(s) were refused and dropped during this flush: %s",
+                    sum(len(e.messages) for e in reported), "; ".join(map(str, reported)),
+                )
+            failure.pending = pending
+            raise failure
+        if reported:
+            error = _combine(reported)
+            error.pending = pending
+            raise error
+
+    def _flush_type(
+        self, message_type: str
+    ) -> tuple[Optional[DeliveryError], list[DeliveryError]]:
+        """Send one type's buffer: (the failure that kept messages, the refusals reported)."""
+        with self._lock:
+            messages = self._buffers[message_type]
+            if not messages:
+                return None, []
+            self._buffers[message_type] = []
+            self._bytes[message_type] = 0
+        queue = deque(self._chunks(message_type, messages))
+        reported: list[DeliveryError] = []
+        chunk: list[str] = []
+        done = False
+        try:
+            while queue:
+                chunk = queue.popleft()
+                try:
+                    self.consumer.send_batch(message_type, chunk)
+                except RecordsRejectedError as exc:
+                    reported.append(exc)
+                except RefusedError as exc:
+                    if not _splittable(exc, message_type):
+                        if exc.status != 200:  # 401, 403, 429/5xx past the budget, ...
+                            raise
+                        reported.append(exc)  # {"status": 0}: nothing in it is valid
+                    elif len(chunk) == 1:
+                        exc.messages = [(message_type, chunk[0])]
+                        reported.append(exc)
+                    else:
+                        half = len(chunk) // 2
+                        queue.appendleft(chunk[half:])
+                        queue.appendleft(chunk[:half])
+                chunk = []
+            done = True
+        except DeliveryError as exc:
+            return exc, reported
+        finally:
+            if not done:
+                self._put_back(message_type, chunk, queue)
+        return None, reported
+
+    def _chunks(self, message_type: str, messages: list[str]) -> list[list[str]]:
+        max_count = self._max_batch[message_type]
+        max_bytes = self._max_bytes[message_type]
+        total = sum(map(_size, messages))
+        if len(messages) <= max_count and total + 1 <= max_bytes:
+            return [messages]
+        chunks: list[list[str]] = []
+        current: list[str] = []
+        size = 1
+        for message in messages:
+            grow = _size(message)
+            if current and (len(current) >= max_count or size + grow > max_bytes):
+                chunks.append(current)
+                current, size = [], 1
+            current.append(message)
+            size += grow
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def _put_back(self, message_type: str, chunk: list[str], queue: deque[list[str]]) -> None:
+        unsent = list(chunk)
+        for rest in queue:
+            unsent.extend(rest)
+        if not unsent:
+            return
+        with self._lock:
+            self._buffers[message_type][:0] = unsent
+            self._bytes[message_type] += sum(map(_size, unsent))
+
+    # -- inspection ---------------------------------------------------------------
+
+    def pending(self) -> int:
+        """How many messages are buffered (not counting a batch being posted right now)."""
+        with self._lock:
+            return sum(len(b) for b in self._buffers.values())
+
+    def take_pending(self) -> list[tuple[str, str]]:
+        """Remove and return every buffered message, each type's in order."""
+        with self._lock:
+            taken = [(t, m) for t in MESSAGE_TYPES for m in self._buffers[t]]
+            for message_type in MESSAGE_TYPES:
+                self._buffers[message_type] = []
+                self._bytes[message_type] = 0
+        return taken
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush, then close the consumer this object created (even if the flush raised)."""
+        try:
+            self.flush()
+        finally:
+            if self._owns_consumer:
+                self.consumer.close()
+
+    def __enter__(self) -> BufferedConsumer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+def _splittable(error: RefusedError, message_type: str) -> bool:
+    """413, or a /import 400 naming no record: some message in the batch is the problem."""
+    if isinstance(error, PayloadTooLargeError):
+        return True
+    return message_type == "import" and error.status == 400
+
+
+def _combine(reported: list[DeliveryError]) -> DeliveryError:
+    """One error for everything refused and dropped in a flush."""
+    if len(reported) == 1:
+        return reported[0]
+    for error in reported[1:]:
+        log.warning("also refused and dropped: %s", error)
+    if all(isinstance(e, RecordsRejectedError) for e in reported):
+        records: list[FailedRecord] = []
+        imported = 0
+        for e in reported:
+            assert isinstance(e, RecordsRejectedError)
+            records.extend(e.failed_records)
+            imported += e.num_imported
+        first = reported[0]
+        assert isinstance(first, RecordsRejectedError)
+        return RecordsRejectedError(
+            f"/import refused {len(records)} record(s) in {len(reported)} batches "
+            f"({imported} imported): {records[0].message if records else ''}",
+            status=first.status,
+            body=first.body,
+            failed_records=records,
+            num_imported=imported,
+        )
+    first = reported[0]
+    messages = [m for e in reported for m in e.messages]
+    status = first.status if isinstance(first, RefusedError) else 0
+    body = first.body if isinstance(first, RefusedError) else ""
+    cls = PayloadTooLargeError if isinstance(first, PayloadTooLargeError) else RefusedError
+    return cls(
+        f"{len(messages)} message(s) refused and dropped; first: {first}",
+        status=status,
+        body=body,
+        messages=messages,
+    )

@@ -1,0 +1,254 @@
+"""Retry policy as data, and the tenacity ``Retrying`` built from it.
+
+A :class:`RetryPolicy` is a frozen, printable value: which failures are
+retried, how long to wait between attempts, and how much time a delivery may
+spend retrying in total.  :func:`retrying` turns it into a
+``tenacity.Retrying`` for one operation; :class:`consumers._http.HttpTransport`
+uses it for every POST.
+
+What is retried (the rules every consumer follows):
+
+* :class:`~consumers.errors.TransportError` (connection refused or reset,
+  timeouts): always.
+* A :class:`~consumers.errors.RefusedError` whose status is 5xx (unless
+  ``retry_5xx=False``), in ``retry_statuses`` (default ``{429}``), or 408 when
+  ``retry_408=True``.
+* Never 400, 401, 403 or 413: asking again cannot change the answer (413 is
+  split by the buffered consumer instead).
+
+Waits grow exponentially: after the n-th failed attempt the base wait is
+``initial_backoff * multiplier ** (n - 1)`` (``rate_limit_backoff`` instead of
+``initial_backoff`` after a 429, as Mixpanel asks: about 2 s doubling to about
+60 s), capped at ``max_backoff``, then spread by ``jitter`` (each wait is drawn
+uniformly from ``base * (1 ± jitter)``).  When the server sent ``Retry-After``
+the wait is at least that long (capped at ``max_retry_after``).  No retry is
+made once ``max_attempts`` attempts were made, or when the next wait would end
+after ``max_elapsed`` seconds from the first attempt: the last error is raised
+instead.
+
+The defaults give up after at most 6 attempts and 60 s, which keeps a
+``flush()`` at interpreter exit bounded while riding out a short outage or a
+rate limit.  Tests use tiny backoffs::
+
+    RetryPolicy(initial_backoff=0.001, rate_limit_backoff=0.001, max_backoff=0.01)
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from typing import Any, Callable, Optional
+
+import attrs
+import tenacity
+
+from consumers.errors import RefusedError, TransportError
+
+__all__ = ["NEVER_RETRIED", "RetryPolicy", "RetryableRefusal", "parse_retry_after", "retrying"]
+
+log = logging.getLogger(__name__)
+
+#: Statuses no policy retries: the same request would get the same answer.
+NEVER_RETRIED = frozenset({400, 401, 403, 413})
+
+
+class RetryableRefusal(RefusedError):
+    """The server refused for now (429, 5xx, ...): may be retried; keeps ``Retry-After``.
+
+    This is what a consumer raises when the retry budget runs out on such an
+    answer, so callers can treat it as any :class:`RefusedError`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        body: str = "",
+        retry_after: Optional[float] = None,
+        messages: Any = (),
+        pending: int = 0,
+    ) -> None:
+        super().__init__(message, status=status, body=body, messages=messages, pending=pending)
+        #: seconds the server asked to wait (``Retry-After``), if it said
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def _check_statuses(instance: RetryPolicy, attribute: Any, value: frozenset[int]) -> None:
+    bad = sorted(value & NEVER_RETRIED)
+    if bad:
+        raise ValueError(f"retry_statuses must not contain {bad}: these answers are final")
+
+
+def _non_negative(instance: RetryPolicy, attribute: Any, value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How failed deliveries are retried. Frozen, comparable, printable::
+
+        RetryPolicy(max_attempts=1)          # never retry
+        RetryPolicy(max_elapsed=300)         # ride out a five-minute outage
+    """
+
+    #: attempts in all, the first included (1 = never retry)
+    max_attempts: int = attrs.field(default=6, validator=attrs.validators.ge(1))
+    #: total retry budget in seconds, measured from the first attempt
+    max_elapsed: float = attrs.field(default=60.0, validator=_non_negative)
+    #: first wait after a connection error, timeout or 5xx
+    initial_backoff: float = attrs.field(default=0.5, validator=_non_negative)
+    #: first wait after a 429 (Mixpanel: start at about 2 s)
+    rate_limit_backoff: float = attrs.field(default=2.0, validator=_non_negative)
+    #: no computed wait is longer than this
+    max_backoff: float = attrs.field(default=60.0, validator=_non_negative)
+    multiplier: float = attrs.field(default=2.0, validator=attrs.validators.ge(1.0))
+    #: each wait is drawn uniformly from ``base * (1 - jitter) .. base * (1 + jitter)``
+    jitter: float = attrs.field(
+        default=0.25, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+    )
+    #: statuses retried besides 5xx
+    retry_statuses: frozenset[int] = attrs.field(
+        default=frozenset({429}), converter=frozenset, validator=_check_statuses
+    )
+    #: retry every 5xx answer
+    retry_5xx: bool = True
+    #: retry 408 Request Timeout
+    retry_408: bool = False
+    #: wait at least as long as the server's ``Retry-After`` says
+    respect_retry_after: bool = True
+    #: ... but never longer than this for one wait
+    max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
+
+    @classmethod
+    def never(cls) -> RetryPolicy:
+        """A policy that makes exactly one attempt."""
+        return cls(max_attempts=1)
+
+    def retries_status(self, status: int) -> bool:
+        """Whether an answer with this HTTP status is worth another attempt."""
+        if status in NEVER_RETRIED:
+            return False
+        if status in self.retry_statuses:
+            return True
+        if status == 408:
+            return self.retry_408
+        return self.retry_5xx and 500 <= status <= 599
+
+    def retries(self, error: BaseException) -> bool:
+        """Whether this failure (one of the delivery errors) is worth another attempt."""
+        if isinstance(error, TransportError):
+            return True
+        if isinstance(error, RefusedError):
+            return self.retries_status(error.status)
+        return False
+
+    def wait(
+        self,
+        attempts: int,
+        *,
+        status: Optional[int] = None,
+        retry_after: Optional[float] = None,
+        spread: float = 0.5,
+    ) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt.
+
+        ``status`` is the refusal's HTTP status (None for a transport error);
+        ``spread`` in [0, 1] picks where in the jitter range the wait falls
+        (0.5 = no jitter), so the computation is testable without randomness.
+        """
+        base = self.rate_limit_backoff if status == 429 else self.initial_backoff
+        wait = min(self.max_backoff, base * self.multiplier ** max(0, attempts - 1))
+        wait *= 1.0 + self.jitter * (2.0 * spread - 1.0)
+        wait = max(0.0, min(wait, self.max_backoff))
+        if self.respect_retry_after and retry_after is not None:
+            wait = max(wait, min(retry_after, self.max_retry_after))
+        return wait
+
+
+class _Schedule:
+    """The stop and wait callbacks of one Retrying; the wait is drawn once per attempt."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self._attempt = 0
+        self._wait = 0.0
+
+    def next_wait(self, state: tenacity.RetryCallState) -> float:
+        if state.attempt_number != self._attempt:
+            self._attempt = state.attempt_number
+            error = state.outcome.exception() if state.outcome is not None else None
+            status = error.status if isinstance(error, RefusedError) else None
+            retry_after = error.retry_after if isinstance(error, RetryableRefusal) else None
+            self._wait = self.policy.wait(
+                state.attempt_number,
+                status=status,
+                retry_after=retry_after,
+                spread=random.random(),
+            )
+        return self._wait
+
+    def stop(self, state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= self.policy.max_attempts:
+            return True
+        elapsed = time.monotonic() - state.start_time
+        return elapsed + self.next_wait(state) > self.policy.max_elapsed
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning(
+        "delivery attempt %d failed (%s); retrying in %.3f s",
+        state.attempt_number, error, wait,
+    )
+
+
+def retrying(
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tenacity.Retrying:
+    """A fresh ``tenacity.Retrying`` for one operation under ``policy``.
+
+    The operation signals failure by raising a delivery error
+    (:class:`~consumers.errors.TransportError`, :class:`RetryableRefusal`,
+    :class:`~consumers.errors.RefusedError`); what the policy does not retry,
+    and the last error once the budget is spent, is re-raised unchanged.
+    ``sleep`` is called with each wait (tests pass a recorder).  Build one
+    per operation: a Retrying keeps per-run state.
+    """
+    schedule = _Schedule(policy)
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(policy.retries),
+        stop=schedule.stop,
+        wait=schedule.next_wait,
+        sleep=sleep,
+        before_sleep=_log_retry,
+        reraise=True,
+    )
