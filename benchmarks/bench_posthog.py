@@ -1,0 +1,180 @@
+"""``tracker.posthog.Client.capture`` next to the official ``posthog`` package, same collector.
+
+Both clients send to one local collector running as a separate process
+(``python -m consumers.collector --port N``), each with its default settings:
+
+* ours: ``Client(key, host=url)``: BackgroundConsumer (queue 10,000, flush
+  every 1 s or 100 messages) around PostHogConsumer (gzip on, batches of
+  100 / 500 KB, keep-alive);
+* ``posthog``: ``Posthog(key, host=url)``: its queue of 10,000, one consumer
+  thread, flush_at=100, flush_interval=5 s, gzip off.
+
+Two numbers per client and round:
+
+* caller cost: each ``capture()`` timed with ``perf_counter_ns`` while the
+  client's own thread delivers in the background (median and p99);
+* end to end: events per second from the first ``capture()`` until the
+  collector holds all of them (``flush``/``shutdown`` included).
+
+    python3 benchmarks/bench_posthog.py [--events 5000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any, Callable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tracker.posthog import Client  # noqa: E402
+
+KEY = "phc_benchmark_project_key"
+PROPS = {
+    "plan": "premium",
+    "amount": 49.99,
+    "items": 3,
+    "coupon": None,
+    "first_purchase": True,
+    "tags": ["spring", "sale"],
+    "referrer": "https://example.com/landing?utm_source=newsletter",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_collector() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "consumers.collector", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/_collector/stats", timeout=5).read()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("the collector did not start") from None
+            time.sleep(0.05)
+
+
+def reset(url: str) -> None:
+    request = urllib.request.Request(url + "/_collector/reset", data=b"", method="POST")
+    urllib.request.urlopen(request, timeout=30).read()
+
+
+def received(url: str) -> int:
+    with urllib.request.urlopen(url + "/_collector/records?endpoint=posthog", timeout=60) as r:
+        data = json.loads(r.read())
+    records = data.get("records", data) if isinstance(data, dict) else data
+    return len(records)
+
+
+def wait_for(url: str, count: int, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while received(url) < count:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def ours(url: str) -> tuple[Callable[[int], Any], Callable[[], Any]]:
+    client = Client(KEY, url)
+
+    def capture(i: int) -> Any:
+        return client.capture(f"user-{i % 100}", "Order placed", PROPS)
+
+    return capture, client.shutdown
+
+
+def theirs(url: str) -> tuple[Callable[[int], Any], Callable[[], Any]]:
+    from posthog import Posthog
+
+    client = Posthog(KEY, host=url)
+
+    def capture(i: int) -> Any:
+        return client.capture("Order placed", distinct_id=f"user-{i % 100}", properties=PROPS)
+
+    return capture, client.shutdown
+
+
+def one_round(url: str, make: Callable[[str], Any], events: int) -> tuple[list[int], float]:
+    reset(url)
+    capture, shutdown = make(url)
+    clock = time.perf_counter_ns
+    costs = []
+    start = time.perf_counter()
+    for i in range(events):
+        t0 = clock()
+        capture(i)
+        costs.append(clock() - t0)
+    shutdown()
+    if not wait_for(url, events):
+        raise RuntimeError(f"only {received(url)} of {events} events arrived")
+    return costs, events / (time.perf_counter() - start)
+
+
+def p99(values: list[int]) -> float:
+    return sorted(values)[int(len(values) * 0.99)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000,
+                        help="events per round (at most 10,000: posthog's queue size)")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    import posthog
+
+    proc, url = start_collector()
+    results: dict[str, dict[str, list[float]]] = {}
+    try:
+        for _ in range(args.rounds):
+            for name, make in (("ours", ours), ("posthog", theirs)):
+                costs, rate = one_round(url, make, args.events)
+                entry = results.setdefault(name, {"median": [], "p99": [], "rate": []})
+                entry["median"].append(statistics.median(costs) / 1000)
+                entry["p99"].append(p99(costs) / 1000)
+                entry["rate"].append(rate)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+    print(f"capture(), {args.events} events x {args.rounds} rounds; "
+          f"posthog {posthog.VERSION} with its defaults (gzip off, flush_at=100)")
+    print(f"{'client':<10}{'median us':>12}{'p99 us':>12}{'events/s':>12}")
+    summary = {}
+    for name, entry in results.items():
+        med = statistics.median(entry["median"])
+        tail = statistics.median(entry["p99"])
+        rate = statistics.median(entry["rate"])
+        summary[name] = (med, tail, rate)
+        print(f"{name:<10}{med:>12.2f}{tail:>12.2f}{rate:>12.0f}")
+    (om, op, orate), (pm, pp, prate) = summary["ours"], summary["posthog"]
+    print(f"caller cost ratio ours/posthog: median {om / pm:.2f} (target <= 0.50), "
+          f"p99 {op / pp:.2f}")
+    print(f"end-to-end ratio ours/posthog: {orate / prate:.2f} (target >= 1.00)")
+
+
+if __name__ == "__main__":
+    main()
