@@ -1,0 +1,318 @@
+"""``Tracker``: turn calls into Mixpanel messages and hand them to a sink.
+
+A sink is any callable ``sink(type, message_json)`` (the Ruby library's
+block) or a consumer object with ``.send``.  Without one the tracker builds
+a synchronous ``consumers.Consumer`` (US unless ``region=``/``api_host=``).
+
+Each call returns ``True`` when the sink took the message and ``False``
+when delivery failed (a ``consumers.errors.DeliveryError``, recognised by
+name so this module imports no IO); the failure goes to ``error_handler``
+(default: log it).  Bad input raises :class:`~tracker.errors.InvalidInputError`
+before anything is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Callable, Optional, Union
+
+from tracker import _json, _validation
+from tracker._updates import ip_text as _ip_text
+from tracker._version import __version__
+from tracker.errors import InvalidInputError, InvalidTypeError
+from tracker.groups import Groups
+from tracker.people import People
+
+__all__ = ["LIB_NAME", "ErrorHandler", "Groups", "People", "Sink", "Tracker"]
+
+logger = logging.getLogger("tracker")
+
+#: ``mp_lib`` on every event: Mixpanel's name for the library family.
+LIB_NAME = "python"
+
+Sink = Callable[[str, str], Any]
+ErrorHandler = Callable[[BaseException], Any]
+
+_DEFAULT_TRACK_URL = "https://api.mixpanel.com/track"
+
+
+def _log_error(error: BaseException) -> None:
+    logger.error("tracker: delivery failed: %s", error)
+
+
+def _is_delivery_error(error: BaseException) -> bool:
+    return any(c.__name__ == "DeliveryError" for c in type(error).__mro__)
+
+
+def _sink_callable(sink: Any, what: str) -> Sink:
+    send = getattr(sink, "send", None)
+    if callable(send):
+        return send  # type: ignore[no-any-return]
+    if callable(sink):
+        return sink  # type: ignore[no-any-return]
+    raise InvalidTypeError(
+        f"{what} must be a callable (type, message_json) or a consumer with .send, "
+        f"got {type(sink).__name__}"
+    )
+
+
+def _new_insert_id() -> str:
+    return os.urandom(16).hex()
+
+
+class Tracker:
+    """Build Mixpanel messages and hand each, as ``(type, message_json)``, to a sink.
+
+    ``Tracker(token)`` sends synchronously to the US endpoints;
+    ``Tracker(token, region="eu")`` or ``api_host="http://..."`` change where
+    the default consumer sends.  ``Tracker(token, sink)`` hands messages to
+    ``sink`` instead: a callable ``sink(type, message_json)`` or any consumer.
+
+    ``alias`` takes effect only once it reaches the service, so it is sent
+    through the *alias sink*: ``alias_sink=`` when given; else the default
+    consumer; else, when ``sink`` is a consumer exposing ``endpoints``, a
+    synchronous ``consumers.Consumer`` on those same endpoints (so an EU
+    tracker's aliases go to the EU host); else ``sink`` itself (a plain
+    callable decides for itself how to deliver).
+
+    ``error_handler(error)`` (or an object with ``.handle(error)``) receives
+    delivery failures; ``default(value)`` converts values the JSON encoder
+    does not know (raise ``TypeError`` to refuse).
+    """
+
+    def __init__(
+        self,
+        token: str,
+        sink: Optional[Union[Sink, Any]] = None,
+        *,
+        error_handler: Optional[Union[ErrorHandler, Any]] = None,
+        region: Optional[str] = None,
+        api_host: Optional[str] = None,
+        alias_sink: Optional[Union[Sink, Any]] = None,
+        default: Optional[_json.Default] = None,
+    ) -> None:
+        self._token = _validation.check_token(token)
+        self._default = default
+        self._owned: list[Any] = []
+        self._lock = threading.Lock()
+        self._alias_send: Optional[Sink] = None
+        self._endpoints: Any = None
+
+        if sink is None:
+            from consumers import Consumer  # the only place the tracker touches IO
+
+            consumer = Consumer(region=region, api_host=api_host)
+            self._owned.append(consumer)
+            self._send: Sink = consumer.send
+            self._endpoints = getattr(consumer, "endpoints", None)
+            self._alias_send = consumer.send
+        else:
+            if region is not None or api_host is not None:
+                raise InvalidInputError(
+                    "region= and api_host= configure the default consumer; with a sink, "
+                    "give the region to the consumer you pass (or pass alias_sink=)"
+                )
+            self._send = _sink_callable(sink, "sink")
+            self._endpoints = getattr(sink, "endpoints", None)
+            if self._endpoints is None:
+                self._alias_send = self._send
+        if alias_sink is not None:
+            self._alias_send = _sink_callable(alias_sink, "alias_sink")
+
+        handle = getattr(error_handler, "handle", None)
+        if error_handler is None:
+            self._on_error: ErrorHandler = _log_error
+        elif callable(handle):
+            self._on_error = handle
+        elif callable(error_handler):
+            self._on_error = error_handler
+        else:
+            raise InvalidTypeError("error_handler must be a callable or have .handle(error)")
+
+        self.people = People(self)
+        self.groups = Groups(self)
+
+    def __repr__(self) -> str:
+        return f"Tracker(token={self._token!r}, sink={self._send!r})"
+
+    # -- delivery ---------------------------------------------------------
+
+    def _deliver(self, message_type: str, message_json: str, send: Optional[Sink] = None) -> bool:
+        try:
+            (send or self._send)(message_type, message_json)
+        except Exception as error:
+            if not _is_delivery_error(error):
+                raise
+            self._on_error(error)
+            return False
+        return True
+
+    def _alias_sink(self) -> Sink:
+        if self._alias_send is None:
+            with self._lock:
+                if self._alias_send is None:
+                    from consumers import Consumer
+
+                    consumer = Consumer(endpoints=self._endpoints)
+                    self._owned.append(consumer)
+                    self._alias_send = consumer.send
+        return self._alias_send
+
+    def close(self) -> None:
+        """Close the consumers this tracker built itself (never one it was given)."""
+        for consumer in self._owned:
+            consumer.close()
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- events -----------------------------------------------------------
+
+    def _event_json(
+        self,
+        distinct_id: Any,
+        event: Any,
+        properties: Optional[Mapping[str, Any]],
+        ip: Any,
+        time_ms: Optional[int],
+        extra: Optional[dict[str, Any]] = None,
+    ) -> str:
+        did = _validation.check_distinct_id(distinct_id)
+        name = _validation.check_event_name(event)
+        props: dict[str, Any] = {
+            "token": self._token,
+            "distinct_id": did,
+            "time": time.time_ns() // 1_000_000 if time_ms is None else time_ms,
+            "$insert_id": _new_insert_id(),
+            "mp_lib": LIB_NAME,
+            "$lib_version": __version__,
+        }
+        if extra:
+            props.update(extra)
+        if properties is not None:
+            given = _json.normalize_properties(
+                properties,
+                default=self._default,
+                max_depth=_validation.MAX_DEPTH,
+                max_items=_validation.MAX_ITEMS,
+            )
+            props.update(given)
+            if "time" in given:
+                props["time"] = self._given_time(properties["time"], time_ms)
+            if "$insert_id" in given:
+                _validation.check_insert_id(given["$insert_id"], "properties['$insert_id']")
+            if "distinct_id" in given:
+                props["distinct_id"] = _validation.check_distinct_id(
+                    given["distinct_id"], "properties['distinct_id']"
+                )
+        if ip is not None:
+            props["ip"] = _ip_text(ip)
+        _validation.check_event_properties(props)
+        message_json = _json.dumps({"event": name, "properties": props})
+        _validation.check_message_size(message_json)
+        return message_json
+
+    @staticmethod
+    def _given_time(value: Any, import_ms: Optional[int]) -> int:
+        if import_ms is None:
+            return _validation.to_millis(value, "properties['time']")
+        return _validation.check_import_time(value, "properties['time']")
+
+    def track(
+        self,
+        distinct_id: Any,
+        event: str,
+        properties: Optional[Mapping[str, Any]] = None,
+        ip: Optional[Union[str, int]] = None,
+    ) -> bool:
+        """Record ``event`` done by ``distinct_id`` now; ``properties`` describe it.
+
+        ``time``, ``$insert_id`` and ``distinct_id`` in ``properties`` win over
+        the generated ones; ``ip`` is sent as the ``ip`` property (geolocation).
+        """
+        return self._deliver("event", self._event_json(distinct_id, event, properties, ip, None))
+
+    def import_event(
+        self,
+        distinct_id: Any,
+        event: str,
+        timestamp: Any,
+        properties: Optional[Mapping[str, Any]] = None,
+        ip: Optional[Union[str, int]] = None,
+    ) -> bool:
+        """Record a historical event (type ``"import"``, sent to /import).
+
+        ``timestamp``: a datetime or seconds/milliseconds since the epoch;
+        after 1970 and at most an hour ahead.  Credentials belong to the
+        consumer that sends to /import, never to the message.
+        """
+        ms = _validation.check_import_time(timestamp)
+        return self._deliver("import", self._event_json(distinct_id, event, properties, ip, ms))
+
+    def alias(self, alias_id: Any, real_id: Any) -> bool:
+        """Make ``alias_id`` another name for ``real_id`` (``$create_alias``), sent at once.
+
+        Goes through the alias sink (see the class docstring), so it reaches
+        the service even when ``track`` is buffered or queued.
+        """
+        alias_text = _validation.check_distinct_id(alias_id, "alias_id")
+        real_text = _validation.check_distinct_id(real_id, "real_id")
+        if alias_text == real_text:
+            raise InvalidInputError(f"alias_id and real_id are both {alias_text!r}")
+        message_json = self._event_json(
+            real_text, "$create_alias", None, None, None, {"alias": alias_text}
+        )
+        return self._deliver("event", message_json, self._alias_sink())
+
+    def identify(self, identified_id: Any, anon_id: Any) -> bool:
+        """Link an anonymous id to a known user id (``$identify``; Original ID Merge projects)."""
+        known = _validation.check_distinct_id(identified_id, "identified_id")
+        anon = _validation.check_distinct_id(anon_id, "anon_id")
+        extra = {"$identified_id": known, "$anon_id": anon}
+        return self._deliver("event", self._event_json(known, "$identify", None, None, None, extra))
+
+    def merge(self, distinct_id1: Any, distinct_id2: Any) -> bool:
+        """Merge two users' identities (``$merge``, type ``"import"``: /import credentials)."""
+        first = _validation.check_distinct_id(distinct_id1, "distinct_id1")
+        second = _validation.check_distinct_id(distinct_id2, "distinct_id2")
+        now = time.time_ns() // 1_000_000
+        extra = {"$distinct_ids": [first, second]}
+        return self._deliver("import", self._event_json(first, "$merge", None, None, now, extra))
+
+    def generate_tracking_url(
+        self,
+        distinct_id: Any,
+        event: str,
+        properties: Optional[Mapping[str, Any]] = None,
+        endpoint: Optional[str] = None,
+    ) -> str:
+        """A URL that records the event when fetched (an image pixel for emails).
+
+        Without ``endpoint`` it points at this tracker's /track URL (US when
+        unknown).  It carries no ``$insert_id``: each fetch counts, as with
+        the Ruby library.
+        """
+        did = _validation.check_distinct_id(distinct_id)
+        name = _validation.check_event_name(event)
+        props: dict[str, Any] = {
+            "distinct_id": did,
+            "token": self._token,
+            "time": time.time_ns() // 1_000_000,
+            "mp_lib": LIB_NAME,
+            "$lib_version": __version__,
+        }
+        props.update(_json.normalize_properties(properties, default=self._default))
+        data = _json.dumps({"event": name, "properties": props})
+        encoded = base64.urlsafe_b64encode(data.encode("utf-8")).decode("ascii")
+        if endpoint is None:
+            base = getattr(self._endpoints, "events", None) or _DEFAULT_TRACK_URL
+            endpoint = base.rstrip("/") + "/"
+        return f"{endpoint}?data={encoded}&ip=1&img=1"
