@@ -9,12 +9,11 @@ import pytest
 from redis_server import MISSING, RedisServer, free_port, redis_server_binary
 
 from consumers.errors import TransportError
+from consumers.redis_stream import RedisStreamSink, StreamFullError
 
 redis = pytest.importorskip(
     "redis", reason='the redis extra is not installed: pip install ".[redis]"'
 )
-
-from consumers.redis_stream import RedisStreamSink, StreamFullError  # noqa: E402
 
 pytestmark = pytest.mark.redis
 
