@@ -135,6 +135,7 @@ class StreamWorker:
         trim_interval: float = 5.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        max_deliveries: int = 10,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
@@ -162,6 +163,7 @@ class StreamWorker:
         self.trim_interval = trim_interval
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
+        self.max_deliveries = max_deliveries
         self.counters = {
             "delivered": 0, "dead_lettered": 0, "reclaimed": 0, "batches": 0,
             "failures": 0, "trimmed": 0,
@@ -170,6 +172,7 @@ class StreamWorker:
         self._group_ready = False
         self._own_pending_first = True  # a restarted worker first retries its own PEL
         self._pending_cursor = "0"
+        self._retry: list[tuple[Any, Any]] = []  # entries of a failed delivery, still ours
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
         self._next_trim = 0.0
@@ -223,17 +226,22 @@ class StreamWorker:
             entries, source = self._next_batch()
             if not entries:
                 return 0
-            delivered = self._process(entries)
+            worn: dict[str, int] = {}
             if source == "claimed":
                 self.counters["reclaimed"] += len(entries)
-            return delivered
-        except self._redis.ResponseError as exc:
+                worn = self._worn_out(entries)
+            return self._process(entries, worn)
+        except self._redis.RedisError as exc:
+            # Whatever this worker still holds is in its pending list: start from there.
+            self._own_pending_first = True
+            self._pending_cursor = "0"
+            if not isinstance(exc, self._redis.ResponseError):
+                self._fail(f"Redis at {self._where} unavailable: {exc}")
+                return 0
             if "NOGROUP" in str(exc):
                 log.warning("consumer group %r vanished; creating it again", self.group)
                 self._group_ready = False
             self._fail(f"Redis refused a command: {exc}")
-        except self._redis.RedisError as exc:
-            self._fail(f"Redis at {self._where} unavailable: {exc}")
         return 0
 
     def close(self) -> None:
@@ -266,6 +274,8 @@ class StreamWorker:
         self._group_ready = True
 
     def _next_batch(self) -> tuple[list[tuple[str, Any]], str]:
+        if self._retry:
+            return self._take_retry(), "retry"
         if self._own_pending_first:
             entries = _entries_of(self.client.xreadgroup(
                 self.group, self.name, {self.stream: self._pending_cursor},
@@ -287,6 +297,18 @@ class StreamWorker:
             block=self.block_ms,
         )), "new"
 
+    def _take_retry(self) -> list[tuple[Any, Any]]:
+        # XCLAIM JUSTID resets the idle time without counting a delivery, so a long
+        # outage neither lets other workers grab the entries nor wears them out;
+        # entries another worker took meanwhile (or acked) are left to it.
+        retry, self._retry = self._retry, []
+        ids = [raw_id for raw_id, _ in retry]
+        kept: Any = self.client.xclaim(
+            self.stream, self.group, self.name, 0, ids, justid=True,
+        )
+        mine = {_text(i) for i in kept}
+        return [(raw_id, fields) for raw_id, fields in retry if _text(raw_id) in mine]
+
     def _claim(self) -> list[tuple[str, Any]]:
         reply: Any = self.client.xautoclaim(
             self.stream, self.group, self.name, self.claim_idle_ms,
@@ -303,9 +325,25 @@ class StreamWorker:
             self._next_claim = 0.0
         return claimed
 
+    def _worn_out(self, claimed: list[tuple[Any, Any]]) -> dict[str, int]:
+        """Reclaimed entries handed out more than ``max_deliveries`` times."""
+        ids = {_text(raw_id) for raw_id, _ in claimed}
+        ordered = sorted(ids, key=_id_key)
+        rows: Any = self.client.xpending_range(
+            self.stream, self.group, min=ordered[0], max=ordered[-1],
+            count=len(ids) * 4 + 100, consumername=self.name,
+        )
+        return {
+            _text(row["message_id"]): int(row["times_delivered"])
+            for row in rows
+            if _text(row["message_id"]) in ids and int(row["times_delivered"]) > self.max_deliveries
+        }
+
     # -- delivering --------------------------------------------------------------
 
-    def _process(self, raw: Sequence[tuple[Any, Any]]) -> int:
+    def _process(
+        self, raw: Sequence[tuple[Any, Any]], worn: Optional[dict[str, int]] = None
+    ) -> int:
         self.counters["batches"] += 1
         good: list[_Entry] = []
         dead: list[tuple[_Entry, str]] = []
@@ -316,6 +354,10 @@ class StreamWorker:
                 gone.append(entry_id)
                 continue
             entry, reason = _parse(entry_id, fields)
+            if reason is None and worn and entry_id in worn:
+                # Entries that keep coming back from dead workers may be what kills them.
+                reason = (f"handed to workers {worn[entry_id]} times without an ack "
+                          f"(max_deliveries={self.max_deliveries})")
             if reason is None:
                 good.append(entry)
             else:
@@ -325,12 +367,13 @@ class StreamWorker:
         outcome = self._deliver(good)
         dead += outcome.dead
         ids = [e.id for e in outcome.delivered] + [e.id for e, _ in dead] + gone
-        self._settle(ids, dead)
         self.counters["delivered"] += len(outcome.delivered)
         if outcome.failure is not None:
+            settled = set(ids)
+            self._retry = [(i, f) for i, f in raw if _text(i) not in settled]
+        self._settle(ids, dead)
+        if outcome.failure is not None:
             self._fail(f"delivery failed, will retry: {outcome.failure}")
-            self._own_pending_first = True
-            self._pending_cursor = "0"
         elif outcome.delivered or dead:
             self._backoff = 0.0
             self._retry_at = 0.0
