@@ -18,7 +18,12 @@ REGIONS = {
     "in": "https://api-in.mixpanel.com",
 }
 
-_PATHS = {"event": "/track", "profile_update": "/engage", "group_update": "/groups", "import": "/import"}
+_PATHS = {
+    "event": "/track",
+    "profile_update": "/engage",
+    "group_update": "/groups",
+    "import": "/import",
+}
 
 
 def _strip_slash(url: str) -> str:
@@ -64,7 +69,10 @@ class Endpoints:
         region: Optional[str] = None,
         api_host: Optional[str] = None,
     ) -> Endpoints:
-        """The one rule every consumer uses: explicit endpoints, else api_host, else region (default us)."""
+        """Explicit endpoints, else ``api_host``, else ``region`` (default ``"us"``).
+
+        The one rule every consumer uses to pick its URLs.
+        """
         given = [x for x in (endpoints, region, api_host) if x is not None]
         if len(given) > 1:
             raise ValueError("give at most one of endpoints, region and api_host")

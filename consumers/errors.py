@@ -66,7 +66,7 @@ class TransportError(DeliveryError):
     """No HTTP answer: connection refused or reset, DNS failure, timeout."""
 
 
-class TimeoutError_(TransportError):  # noqa: N801 - avoids shadowing the builtin
+class TimeoutError_(TransportError):  # trailing underscore: avoids shadowing the builtin
     """A connect or read timeout."""
 
 

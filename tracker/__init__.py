@@ -19,6 +19,10 @@ _EXPORTS = {
     "Groups": "tracker",
     "TrackingError": "errors",
     "InvalidInputError": "errors",
+    "InvalidTypeError": "errors",
+    "TrackingWarning": "errors",
+    "PlaceholderIdWarning": "errors",
+    "register_encoder": "_json",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -21,6 +21,8 @@ Stable names (also used by the PostHog facade, ``tracker/posthog.py``):
 ``check_names(value, where) -> list[str]``
 ``check_numbers(properties, where) -> None``
 ``check_union(properties, where) -> None``
+``warn(message, category=TrackingWarning)``
+    A warning attributed to the first caller outside this package.
 
 Limits (:data:`MAX_PROPERTIES`, :data:`MAX_DEPTH`, :data:`MAX_ITEMS`,
 :data:`MAX_EVENT_BYTES`, :data:`MAX_NAME_CHARS`) are the service's.  Every
@@ -32,7 +34,9 @@ the :mod:`warnings` module with :class:`~tracker.errors.TrackingWarning`.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
+import sys
 import time
 import uuid
 import warnings
@@ -67,6 +71,7 @@ __all__ = [
     "check_token",
     "check_union",
     "to_millis",
+    "warn",
 ]
 
 MAX_PROPERTIES = 255
@@ -105,6 +110,17 @@ PLACEHOLDER_IDS = frozenset(
 )
 
 _INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning] = TrackingWarning) -> None:
+    """Issue a warning attributed to the first caller outside the tracker package."""
+    level = 2
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _type_error(where: str, expected: str, value: Any) -> InvalidTypeError:
@@ -140,10 +156,9 @@ def check_distinct_id(value: Any, where: str = "distinct_id") -> str:
             f"{where} is {len(text)} characters; the service accepts at most {MAX_ID_CHARS}"
         )
     if len(text) <= 36 and text.strip().lower() in PLACEHOLDER_IDS:
-        warnings.warn(
+        warn(
             f"{where} {text!r} is a placeholder the service treats as invalid",
             PlaceholderIdWarning,
-            stacklevel=3,
         )
     return text
 
@@ -166,10 +181,9 @@ def check_event_name(value: Any, where: str = "event") -> str:
     """An event name: a non-empty str; over 255 characters warns (the service truncates)."""
     text = check_name(value, where)
     if len(text) > MAX_NAME_CHARS:
-        warnings.warn(
+        warn(
             f"{where} is {len(text)} characters; the service keeps {MAX_NAME_CHARS}",
             TrackingWarning,
-            stacklevel=3,
         )
     return text
 
@@ -203,9 +217,10 @@ def to_millis(value: Any, where: str = "time") -> int:
     datetimes are taken to be UTC.
     """
     if isinstance(value, _dt.datetime):
+        aware = value
         if value.tzinfo is None or value.utcoffset() is None:
-            value = value.replace(tzinfo=_dt.timezone.utc)
-        ms = int(value.timestamp() * 1000)
+            aware = value.replace(tzinfo=_dt.timezone.utc)
+        ms = int(aware.timestamp() * 1000)
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _type_error(where, "a datetime or a number of seconds or milliseconds", value)
     elif value - value != 0:
@@ -239,11 +254,10 @@ def check_event_properties(properties: Mapping[str, Any], where: str = "properti
         )
     for k in properties:
         if len(k) > MAX_NAME_CHARS:
-            warnings.warn(
+            warn(
                 f"{where}: property name {k[:40]!r}... is {len(k)} characters; "
                 f"the service keeps {MAX_NAME_CHARS}",
                 TrackingWarning,
-                stacklevel=3,
             )
 
 
