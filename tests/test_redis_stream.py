@@ -103,3 +103,19 @@ def test_sink_survives_a_redis_restart(redis_srv):
         redis_srv.restart()
         sink.send("event", '{"n":1}')
     assert [m for _t, m in _entries(redis_srv)] == ['{"n":0}', '{"n":1}']
+
+
+def test_fallback_to_a_file_spool_keeps_every_message(tmp_path):
+    from consumers.file import FileConsumer
+
+    spool = FileConsumer(str(tmp_path / "spool") + "/")
+    sink = RedisStreamSink(f"redis://127.0.0.1:{free_port()}/0", fallback=spool)
+    sink.send("event", MSG)
+    sink.send("profile_update", '{"$set":{"a":1}}')
+    spool.close()
+    lines = [
+        json.loads(line)
+        for f in sorted((tmp_path / "spool").glob("events-*.log"))
+        for line in f.read_text().splitlines()
+    ]
+    assert lines == [["event", MSG], ["profile_update", '{"$set":{"a":1}}']]
