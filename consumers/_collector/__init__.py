@@ -1,0 +1,1 @@
+"""Internals of the local collector (:mod:`consumers.collector`): validation, storage, servers."""

@@ -1,0 +1,343 @@
+"""The two HTTP/1.1 servers that carry :class:`App`: threaded (default) and asyncio.
+
+Both keep connections alive, answer in order, and carry out the App's
+delays (sleep before answering) and drops (close without an answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional
+
+from consumers._collector.app import App, Request, Response
+
+__all__ = ["MODES", "AsyncioServer", "ThreadedServer", "render"]
+
+MODES = ("threaded", "asyncio")
+
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+_MAX_HEAD = 64 * 1024
+
+
+def render(response: Response, close: bool) -> bytes:
+    """The response's bytes on the wire."""
+    lines = [
+        f"HTTP/1.1 {response.status} {_PHRASES.get(response.status, 'Unknown')}",
+        f"Content-Type: {response.content_type}",
+        f"Content-Length: {len(response.body)}",
+    ]
+    lines.extend(f"{name}: {value}" for name, value in response.headers)
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: ThreadedServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track_connection(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track_connection(self.connection, add=False)
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def do_PUT(self) -> None:
+        self._answer()
+
+    def do_DELETE(self) -> None:
+        self._answer()
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _answer(self) -> None:
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.send_error(400, "bad body framing")
+            return
+        request = Request(self.command, self.path, list(self.headers.items()), body)
+        response = self.server.app.handle(request)
+        if response.drop:
+            self.close_connection = True
+            _abort(self.connection)
+            return
+        if response.delay > 0:
+            time.sleep(response.delay)
+        self.wfile.write(render(response, self.close_connection))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _abort(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class ThreadedServer(ThreadingHTTPServer):
+    """``http.server`` with HTTP/1.1 keep-alive, one daemon thread per connection."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: App) -> None:
+        self.app = app
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        super().__init__(address, _Handler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def track_connection(self, sock: socket.socket, *, add: bool) -> None:
+        with self._connections_lock:
+            if add:
+                self._connections.add(sock)
+            else:
+                self._connections.discard(sock)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05},
+            name="collector-http", daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for sock in connections:
+            _abort(sock)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: parse requests, answer them in order."""
+
+    def __init__(self, server: AsyncioServer) -> None:
+        self._server = server
+        self._buffer = b""
+        self._busy = False
+        self._continued = False
+        self._transport: Optional[asyncio.Transport] = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._server.connections.add(transport)
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self._transport is not None:
+            self._server.connections.discard(self._transport)
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._process()
+
+    def _process(self) -> None:
+        while not self._busy and self._transport is not None:
+            buffer = self._buffer
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > _MAX_HEAD:
+                    self._fail(431)
+                return
+            parsed = _parse_head(buffer[:end])
+            if parsed is None:
+                self._fail(400)
+                return
+            method, target, headers, length, chunked, close, expect = parsed
+            start = end + 4
+            if chunked:
+                decoded = _dechunk(buffer, start)
+                if decoded is None:
+                    self._continue(expect)
+                    return
+                body, start = decoded
+                rest = buffer[start:]
+            else:
+                if len(buffer) - start < length:
+                    self._continue(expect)
+                    return
+                body = buffer[start:start + length]
+                rest = buffer[start + length:]
+            self._buffer = rest
+            self._continued = False
+            response = self._server.app.handle(Request(method, target, headers, body))
+            if response.drop:
+                self._transport.abort()
+                return
+            if response.delay > 0:
+                self._busy = True
+                asyncio.get_running_loop().call_later(
+                    response.delay, self._finish_delayed, response, close
+                )
+                return
+            self._send(response, close)
+
+    def _continue(self, expect: bool) -> None:
+        if expect and not self._continued and self._transport is not None:
+            self._continued = True
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _finish_delayed(self, response: Response, close: bool) -> None:
+        self._busy = False
+        if self._transport is None:
+            return
+        self._send(response, close)
+        self._process()
+
+    def _send(self, response: Response, close: bool) -> None:
+        assert self._transport is not None
+        self._transport.write(render(response, close))
+        if close:
+            self._transport.close()
+            self._transport = None
+
+    def _fail(self, status: int) -> None:
+        self._send(Response(status, b"", "text/plain"), True)
+
+
+def _parse_head(
+    head: bytes,
+) -> Optional[tuple[str, str, list[tuple[str, str]], int, bool, bool, bool]]:
+    try:
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, version = lines[0].split(" ", 2)
+        headers: list[tuple[str, str]] = []
+        length = 0
+        chunked = False
+        close = version == "HTTP/1.0"
+        expect = False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            value = value.strip()
+            headers.append((name, value))
+            lower = name.lower()
+            if lower == "content-length":
+                length = int(value)
+            elif lower == "transfer-encoding":
+                chunked = "chunked" in value.lower()
+            elif lower == "connection":
+                close = value.lower() == "close" or (
+                    version == "HTTP/1.0" and value.lower() != "keep-alive"
+                )
+            elif lower == "expect":
+                expect = value.lower() == "100-continue"
+    except ValueError:
+        return None
+    if length < 0 or not version.startswith("HTTP/1."):
+        return None
+    return method, target, headers, length, chunked, close, expect
+
+
+def _dechunk(buffer: bytes, start: int) -> Optional[tuple[bytes, int]]:
+    """The chunked body starting at ``start`` and where it ends, or None if incomplete."""
+    chunks: list[bytes] = []
+    pos = start
+    while True:
+        eol = buffer.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        size = int(buffer[pos:eol].split(b";")[0].strip() or b"0", 16)
+        pos = eol + 2
+        if size == 0:
+            trailer_end = buffer.find(b"\r\n", pos)
+            while trailer_end > pos:
+                pos = trailer_end + 2
+                trailer_end = buffer.find(b"\r\n", pos)
+            if trailer_end < 0:
+                return None
+            return b"".join(chunks), trailer_end + 2
+        if len(buffer) < pos + size + 2:
+            return None
+        chunks.append(buffer[pos:pos + size])
+        pos += size + 2
+
+
+class AsyncioServer:
+    """A minimal HTTP/1.1 server on an asyncio event loop in one background thread."""
+
+    def __init__(self, address: tuple[str, int], app: App) -> None:
+        self.app = app
+        self.connections: set[asyncio.Transport] = set()
+        self._address = address
+        self._loop = asyncio.new_event_loop()
+        self._server: Optional[asyncio.base_events.Server] = None
+        self._thread: Optional[threading.Thread] = None
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+        self._socket = sock
+
+    @property
+    def port(self) -> int:
+        return int(self._socket.getsockname()[1])
+
+    def start(self) -> None:
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._server = self._loop.run_until_complete(
+                self._loop.create_server(lambda: _Connection(self), sock=self._socket)
+            )
+            ready.set()
+            self._loop.run_forever()
+            self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="collector-asyncio", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+
+    def stop(self) -> None:
+        def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            for transport in list(self.connections):
+                transport.abort()
+            self._loop.stop()
+
+        if self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(shutdown)
+            self._thread.join(timeout=5)

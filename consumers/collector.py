@@ -1,0 +1,232 @@
+"""A local Mixpanel-compatible ingestion server: standard library only.
+
+It accepts what Mixpanel's ingestion API accepts (``/track``, ``/engage``,
+``/groups``, ``/import``) and PostHog's ``/batch/``, validates with the real
+service's limits, answers with the real response shapes, remembers what it
+accepted, and can be told to misbehave (status codes, ``Retry-After``,
+delays, dropped connections)::
+
+    with Collector() as c:                 # 127.0.0.1, a free port
+        Consumer(api_host=c.url).send("event", message_json)
+        assert c.unique("track")[0]["event"] == "Signed up"
+
+Command line: ``python -m consumers.collector --port 8080``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from types import FrameType, TracebackType
+from typing import Any, Callable, Optional, Union
+
+from consumers._collector.app import App, Credentials
+from consumers._collector.servers import MODES, AsyncioServer, ThreadedServer
+from consumers._collector.store import ENDPOINTS, Fault, FaultPlan, Store
+
+__all__ = ["ENDPOINTS", "MODES", "Collector", "main"]
+
+_Server = Union[ThreadedServer, AsyncioServer]
+
+
+class Collector:
+    """The local ingestion server, serving in background threads.
+
+    ``port=0`` picks a free port.  ``mode`` is ``"threaded"`` (``http.server``,
+    the default) or ``"asyncio"`` (a minimal HTTP/1.1 server on one event
+    loop, faster for a single busy client).  /import credentials: see
+    :class:`consumers._collector.app.Credentials`; with none configured, any
+    service account with a ``project_id`` and any token or API secret as the
+    Basic user (empty password) are accepted.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        service_accounts: Optional[Mapping[str, str]] = None,
+        project_id: Optional[str] = None,
+        project_token: Optional[str] = None,
+        api_secret: Optional[str] = None,
+        mode: str = "threaded",
+        on_request: Optional[Callable[[dict[str, Any]], None]] = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.host = host
+        self.mode = mode
+        self._port = port
+        self._store = Store()
+        self._faults = FaultPlan()
+        self._app = App(
+            self._store,
+            self._faults,
+            Credentials(service_accounts, project_id, project_token, api_secret),
+            on_request,
+        )
+        self._server: Optional[_Server] = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = self.url if self._server is not None else "stopped"
+        return f"Collector({state}, mode={self.mode!r})"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> Collector:
+        """Start serving (idempotent); returns self."""
+        with self._lock:
+            if self._server is None:
+                address = (self.host, self._port)
+                server: _Server
+                if self.mode == "asyncio":
+                    server = AsyncioServer(address, self._app)
+                else:
+                    server = ThreadedServer(address, self._app)
+                server.start()
+                self._port = server.port
+                self._server = server
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close open connections (idempotent); records are kept."""
+        with self._lock:
+            server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+
+    def __enter__(self) -> Collector:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port served on (the free port picked, once started)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:54321``."""
+        return f"http://{self.host}:{self._port}"
+
+    # -- what arrived ----------------------------------------------------------------
+
+    def records(self, endpoint: Optional[str] = None) -> list[dict[str, Any]]:
+        """Accepted records in arrival order, before dedup: ``{"endpoint", "message"}``."""
+        return self._store.records(endpoint)
+
+    def messages(self, endpoint: str) -> list[Any]:
+        """The message dicts accepted on one endpoint (raw, duplicates included)."""
+        return self._store.messages(endpoint)
+
+    def unique(self, endpoint: str) -> list[Any]:
+        """Messages after dedup on (event, time, distinct_id, $insert_id); PostHog: uuid."""
+        return self._store.unique(endpoint)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Request log: method, path, query, headers (redacted), status, n_records, bytes."""
+        return self._store.requests()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: requests, bytes, faults; accepted/raw/unique/rejected per endpoint."""
+        return self._store.stats()
+
+    def reset(self) -> None:
+        """Forget every record, request and counter, and clear the fault plan."""
+        self._store.reset()
+        self._faults.clear()
+
+    # -- fault plan ------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 503,
+        *,
+        retry_after: Union[int, float, str, None] = None,
+        body: Union[str, bytes, dict[str, Any], None] = None,
+        path: Optional[str] = None,
+    ) -> None:
+        """Answer the next ``n`` matching requests with ``status`` (records are not stored)."""
+        self._faults.add(Fault(n, status=status, retry_after=retry_after, body=body, path=path))
+
+    def delay_next(self, n: int, seconds: float, *, path: Optional[str] = None) -> None:
+        """Process the next ``n`` matching requests, then wait ``seconds`` before answering."""
+        self._faults.add(Fault(n, delay=seconds, path=path))
+
+    def drop_next(self, n: int = 1, *, path: Optional[str] = None) -> None:
+        """Close the connection of the next ``n`` matching requests without an answer."""
+        self._faults.add(Fault(n, drop=True, path=path))
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The faults still planned, in order."""
+        return self._faults.pending()
+
+
+def _summary(entry: dict[str, Any]) -> str:
+    fault = f" [{entry['fault']}]" if entry.get("fault") else ""
+    return (
+        f"{entry['method']} {entry['path']} -> {entry['status']} "
+        f"records={entry['n_records']} accepted={entry['accepted']} "
+        f"rejected={entry['rejected']} bytes={entry['bytes']}{fault}"
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the collector in the foreground until Ctrl-C or SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m consumers.collector",
+        description="Local Mixpanel-compatible ingestion server (and PostHog /batch/).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--mode", choices=MODES, default="threaded")
+    parser.add_argument("--quiet", action="store_true", help="no line per request")
+    parser.add_argument("--project-id", default=None)
+    parser.add_argument(
+        "--service-account", action="append", default=[], metavar="USER:SECRET",
+        help="accept this service account on /import (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    accounts = dict(a.split(":", 1) for a in args.service_account if ":" in a)
+
+    def report(entry: dict[str, Any]) -> None:
+        print(_summary(entry), flush=True)
+
+    collector = Collector(
+        args.host, args.port, service_accounts=accounts or None, project_id=args.project_id,
+        mode=args.mode, on_request=None if args.quiet else report,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    collector.start()
+    print(f"collector listening on {collector.url} ({collector.mode}); Ctrl-C stops", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        collector.stop()
+        print(json.dumps(collector.stats()["endpoints"]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
