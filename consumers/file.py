@@ -13,7 +13,8 @@ Several threads and several processes may append to one log at once:
   another writer);
 * a per-instance lock serialises the threads of one process.
 
-When ``path`` is a directory (an existing one, or a path ending in ``/``),
+When ``path`` is a directory (an existing one, a path ending in ``/``, or a
+new path given with ``rotate_bytes``),
 the log is a *spool folder* of numbered segments ``events-000001.log``,
 ``events-000002.log``, ... and ``rotate_bytes`` starts a new segment once the
 current one reaches that size.  Rotation is decided under an ``flock`` on
@@ -98,8 +99,9 @@ class FileConsumer:
     ...     log.send("event", '{"event": "Signed up", "properties": {...}}')
 
     ``path``: a log file, or a spool folder of numbered segments (an existing
-    directory or a path ending in ``/``).  ``rotate_bytes``: start a new
-    segment when the current one reaches this size (spool folders only).
+    directory, a path ending in ``/``, or any new path given with
+    ``rotate_bytes``).  ``rotate_bytes``: start a new segment when the
+    current one reaches this size (spool folders only).
     ``fsync``: ``"none"``, ``"batch"`` (on :meth:`flush` and :meth:`close`)
     or ``"line"`` (after every line).
     """
@@ -118,10 +120,14 @@ class FileConsumer:
         ):
             raise ValueError(f"rotate_bytes must be a positive int or None, got {rotate_bytes!r}")
         text = os.fspath(path)
-        self._spool = os.path.isdir(text) or text.endswith(("/", os.sep))
+        self._spool = (
+            os.path.isdir(text)
+            or text.endswith(("/", os.sep))
+            or (rotate_bytes is not None and not os.path.exists(text))
+        )
         if rotate_bytes is not None and not self._spool:
             raise ValueError(
-                "rotate_bytes needs a spool folder: pass a directory (or a path ending in '/')"
+                f"rotate_bytes needs a spool folder, and {text!r} is an existing file"
             )
         self.path = text.rstrip("/") if self._spool and len(text) > 1 else text
         self.rotate_bytes = rotate_bytes
