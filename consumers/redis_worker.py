@@ -692,24 +692,13 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reclaim entries another worker held this long (default: 60000)")
     parser.add_argument("--dead-letter-stream", default=None,
                         help="where refused messages go (default: STREAM:dead)")
+    parser.add_argument("--max-deliveries", type=int, default=10,
+                        help="dead-letter an entry reclaimed from dead workers more often "
+                             "than this (default: 10)")
     parser.add_argument("--drain", action="store_true",
                         help="exit once the group has nothing left to read or retry")
     parser.add_argument("--stats", action="store_true",
                         help="print the group's progress as JSON and exit")
-
-
-def _credentials_from_env() -> dict[str, Any]:
-    env = os.environ
-    kwargs: dict[str, Any] = {}
-    if env.get("MIXPANEL_PROJECT_TOKEN"):
-        kwargs["project_token"] = env["MIXPANEL_PROJECT_TOKEN"]
-    if env.get("MIXPANEL_API_SECRET"):
-        kwargs["api_secret"] = env["MIXPANEL_API_SECRET"]
-    user = env.get("MIXPANEL_SERVICE_ACCOUNT_USERNAME")
-    secret = env.get("MIXPANEL_SERVICE_ACCOUNT_SECRET")
-    if user and secret:
-        kwargs["service_account"] = (user, secret, env.get("MIXPANEL_PROJECT_ID", ""))
-    return kwargs
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
@@ -726,8 +715,13 @@ def run_worker_command(args: argparse.Namespace) -> int:
             client.close()
         return 0
     from consumers.buffered import BufferedConsumer
+    from consumers.cli import consumer_kwargs_from_env
 
-    extra: dict[str, Any] = _credentials_from_env()
+    try:
+        extra = consumer_kwargs_from_env()
+    except ValueError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
     if args.max_batch is not None:
         extra["max_batch"] = args.max_batch
     consumer = BufferedConsumer(region=args.region, api_host=args.api_host, **extra)
@@ -742,6 +736,7 @@ def run_worker_command(args: argparse.Namespace) -> int:
     worker = StreamWorker(
         args.redis, consumer, stream=args.stream, group=args.group, name=args.consumer_name,
         batch_size=args.batch_size, claim_idle_ms=args.claim_idle_ms, dead_letter_stream=dead,
+        max_deliveries=args.max_deliveries,
     )
     try:
         if args.drain:
