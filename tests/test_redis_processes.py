@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from consumers.buffered import BufferedConsumer
 from redis_server import MISSING, RedisServer, redis_server_binary
 
 from consumers.redis_stream import RedisStreamSink
@@ -22,6 +21,7 @@ from consumers.redis_worker import StreamWorker, stream_stats
 redis = pytest.importorskip(
     "redis", reason='the redis extra is not installed: pip install ".[redis]"'
 )
+BufferedConsumer = pytest.importorskip("consumers.buffered").BufferedConsumer
 
 pytestmark = pytest.mark.redis
 

@@ -8,8 +8,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from consumers.buffered import BufferedConsumer
-from consumers.retry import RetryPolicy
 from redis_server import MISSING, RedisServer, redis_server_binary
 
 from consumers.redis_stream import RedisStreamSink
@@ -19,6 +17,8 @@ from tracker import Tracker
 redis = pytest.importorskip(
     "redis", reason='the redis extra is not installed: pip install ".[redis]"'
 )
+BufferedConsumer = pytest.importorskip("consumers.buffered").BufferedConsumer
+RetryPolicy = pytest.importorskip("consumers.retry").RetryPolicy
 
 pytestmark = pytest.mark.redis
 
