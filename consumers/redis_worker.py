@@ -743,7 +743,12 @@ def run_worker_command(args: argparse.Namespace) -> int:
             _drain(worker, stop)
         else:
             worker.run(stop)
-        print(json.dumps(worker.stats()), flush=True)
+        try:
+            final = worker.stats()
+        except worker._redis.RedisError:
+            final = {"worker": {"name": worker.name, **worker.counters,
+                                "last_error": worker.last_error}}
+        print(json.dumps(final), flush=True)
     finally:
         worker.close()
         consumer.close()
