@@ -40,6 +40,7 @@ __all__ = [
     "EXIT_REJECTED",
     "ProgressBar",
     "add_replay_command",
+    "add_worker_command",
     "build_parser",
     "consumer_kwargs_from_env",
     "main",
@@ -213,7 +214,14 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 #: Every subcommand, in the order ``--help`` lists them.
-COMMANDS: list[Command] = [add_replay_command]
+def add_worker_command(subparsers: Subparsers) -> None:
+    """``worker``: deliver a Redis stream (see :mod:`consumers.redis_worker`)."""
+    from consumers.redis_worker import add_worker_command as add
+
+    add(subparsers)
+
+
+COMMANDS: list[Command] = [add_replay_command, add_worker_command]
 
 
 def build_parser() -> argparse.ArgumentParser:
