@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
-from consumers.consumer import Consumer  # noqa: E402
 
+from consumers.consumer import Consumer  # noqa: E402
 from consumers.redis_stream import RedisStreamSink  # noqa: E402
 from consumers.redis_worker import stream_stats  # noqa: E402
 

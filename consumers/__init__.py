@@ -16,6 +16,7 @@ _EXPORTS = {
     "Endpoints": "endpoints",
     "REGIONS": "endpoints",
     "MESSAGE_TYPES": "endpoints",
+    "ConfigurationError": "errors",
     "DeliveryError": "errors",
     "TransportError": "errors",
     "TimeoutError_": "errors",
@@ -25,12 +26,14 @@ _EXPORTS = {
     "FailedRecord": "errors",
     "RetryPolicy": "retry",
     "Consumer": "consumer",
+    "ServiceAccount": "consumer",
     "BufferedConsumer": "buffered",
     "BackgroundConsumer": "background",
     "FileConsumer": "file",
     "replay": "replay",
     "PostHogConsumer": "posthog",
     "RedisStreamSink": "redis_stream",
+    "StreamWorker": "redis_worker",
     "Collector": "collector",
 }
 

@@ -578,6 +578,15 @@ class BackgroundConsumer:
         """The wrapped consumer's endpoints (so a Tracker routes aliases the same way)."""
         return getattr(self._inner, "endpoints", None)
 
+    @property
+    def immediate(self) -> Any:
+        """The wrapped consumer's unbuffered sink (``None`` when it has none).
+
+        It sends on the caller's thread, outside the queue: only for messages
+        that must reach the service before the call returns (an alias).
+        """
+        return getattr(self._inner, "immediate", None)
+
     def __repr__(self) -> str:
         return (f"BackgroundConsumer({self._inner!r}, max_queue={self._max_queue}, "
                 f"overflow={self._overflow!r})")

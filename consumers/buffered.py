@@ -47,7 +47,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Optional, Protocol, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 from consumers.consumer import MAX_BATCH, Consumer
 from consumers.endpoints import MESSAGE_TYPES
@@ -156,6 +156,16 @@ class BufferedConsumer:
             f"BufferedConsumer(consumer={self.consumer!r}, max_batch={self._max_batch!r}, "
             f"max_bytes={self._max_bytes!r}, pending={self.pending()})"
         )
+
+    @property
+    def endpoints(self) -> Any:
+        """The wrapped consumer's endpoints (``None`` when it has none)."""
+        return getattr(self.consumer, "endpoints", None)
+
+    @property
+    def immediate(self) -> Optional[Callable[[str, str], None]]:
+        """The wrapped consumer's unbuffered sink, for messages that must not wait."""
+        return getattr(self.consumer, "immediate", None)
 
     # -- the sink -----------------------------------------------------------------
 

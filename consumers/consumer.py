@@ -36,7 +36,7 @@ import json
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import attrs
 import requests
@@ -44,6 +44,7 @@ import requests
 from consumers._http import DEFAULT_TIMEOUT, HttpTransport, Timeout
 from consumers.endpoints import MESSAGE_TYPES, Endpoints
 from consumers.errors import (
+    ConfigurationError,
     DeliveryError,
     FailedRecord,
     RecordsRejectedError,
@@ -64,10 +65,6 @@ _GZIP_LEVEL = 1
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _TRACK_PARAMS = {"verbose": "1", "ip": "0"}
-
-
-class ConfigurationError(ValueError):
-    """The consumer is not configured for what was asked (e.g. /import without credentials)."""
 
 
 def _text(value: object) -> str:
@@ -240,6 +237,16 @@ class Consumer:
         self.send_batch(message_type, (message_json,))
 
     __call__ = send
+
+    @property
+    def immediate(self) -> Callable[[str, str], None]:
+        """A sink that delivers one message before it returns (here: :meth:`send`).
+
+        Wrapping consumers expose the same property, so a tracker can send
+        what must not wait (an alias) on the same endpoints, session and
+        credentials as everything else.
+        """
+        return self.send
 
     def send_batch(self, message_type: str, messages: Sequence[str]) -> None:
         """Post ``messages`` (all of ``message_type``, at most 2000) in one request.

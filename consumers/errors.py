@@ -23,6 +23,7 @@ from typing import Optional
 import attrs
 
 __all__ = [
+    "ConfigurationError",
     "DeliveryError",
     "FailedRecord",
     "PayloadTooLargeError",
@@ -34,6 +35,13 @@ __all__ = [
 
 #: One message as it travels between tracker and consumers: ``(type, message_json)``.
 Message = tuple[str, str]
+
+
+class ConfigurationError(ValueError):
+    """The consumer is not configured for what was asked (e.g. /import without credentials).
+
+    Raised before anything is sent; the message was not accepted.
+    """
 
 
 class DeliveryError(Exception):

@@ -41,7 +41,7 @@ from typing import Any, Callable, Optional, Union
 import attrs
 
 from consumers.endpoints import MESSAGE_TYPES
-from consumers.errors import DeliveryError, RecordsRejectedError
+from consumers.errors import ConfigurationError, DeliveryError, RecordsRejectedError
 from consumers.file import StrPath, list_segments
 
 __all__ = [
@@ -400,7 +400,9 @@ class _Run:
             self.sink(message_type, message_json)
         except RecordsRejectedError as e:
             self.refuse(e)
-        except DeliveryError as e:
+        except (DeliveryError, ConfigurationError) as e:
+            # a consumer that cannot send this type (e.g. /import without
+            # credentials) stops the run like an outage: nothing is confirmed
             self.fail(e)
             return False
         return True
@@ -419,7 +421,7 @@ class _Run:
         self.result.refused += len(error.failed_records)
         self.refused_in_batch += len(error.failed_records)
 
-    def fail(self, error: DeliveryError) -> None:
+    def fail(self, error: Exception) -> None:
         take_pending = getattr(self.sink, "take_pending", None)
         if callable(take_pending):
             take_pending()

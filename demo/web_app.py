@@ -27,10 +27,9 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from consumers.background import BackgroundConsumer
 from consumers.buffered import BufferedConsumer
 from consumers.collector import Collector
-
-from consumers.background import BackgroundConsumer
 from tracker import Tracker
 
 StartResponse = Callable[..., Any]

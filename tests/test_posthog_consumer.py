@@ -276,13 +276,16 @@ def test_a_failure_in_a_later_batch_keeps_exactly_the_unsent(collector: Any) -> 
     with pytest.raises(RefusedError):
         for m in raw[10:20]:
             consumer.send("posthog", m)
-    for m in raw[20:]:
-        consumer.send("posthog", m)
-    assert consumer.pending() == 15
-    assert [m for _, m in consumer.take_pending()] == raw[10:]
-    assert consumer.pending() == 0
+    assert consumer.pending() == 10  # the failed batch is kept, in order
     assert [m["uuid"] for m in collector.messages("posthog")] == [
         json.loads(m)["uuid"] for m in raw[:10]]
+    for m in raw[20:]:
+        consumer.send("posthog", m)  # the service is back: the kept batch goes out first
+    assert consumer.pending() == 5
+    assert [m for _, m in consumer.take_pending()] == raw[20:]
+    assert consumer.pending() == 0
+    assert [m["uuid"] for m in collector.messages("posthog")] == [
+        json.loads(m)["uuid"] for m in raw[:20]]
     consumer.close()
 
 

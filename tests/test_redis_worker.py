@@ -25,6 +25,13 @@ pytestmark = pytest.mark.redis
 FAST_RETRY = RetryPolicy(max_attempts=2, max_elapsed=2.0, initial_backoff=0.01, max_backoff=0.05)
 
 
+def _event(n: int) -> str:
+    """One valid /track event, numbered ``n``."""
+    return json.dumps({"event": "e", "properties": {
+        "token": "TOKEN", "distinct_id": "u1", "time": int(time.time() * 1000),
+        "$insert_id": f"redis-{n}", "n": n}})
+
+
 @pytest.fixture
 def redis_srv() -> Iterator[RedisServer]:
     if redis_server_binary() is None:
@@ -174,7 +181,7 @@ def test_trimming_keeps_entries_a_slower_group_still_needs(redis_srv, collector)
     with RedisStreamSink(redis_srv.url) as sink:
         sink.client.xgroup_create("tracking", "archive", id="0", mkstream=True)
         for i in range(10):
-            sink.send("event", json.dumps({"event": "e", "properties": {"n": i}}))
+            sink.send("event", _event(i))
         worker = _worker(redis_srv, _consumer(collector))
         while worker.run_once():
             pass
@@ -190,7 +197,7 @@ def test_trimming_keeps_entries_a_slower_group_still_needs(redis_srv, collector)
 def test_stats_report_lag_pending_and_consumers(redis_srv, collector):
     with RedisStreamSink(redis_srv.url) as sink:
         for i in range(5):
-            sink.send("event", json.dumps({"event": "e", "properties": {"n": i}}))
+            sink.send("event", _event(i))
         worker = _worker(redis_srv, _consumer(collector), batch_size=2, name="w1")
         before = worker.stats()
         assert before["lag"] == 5

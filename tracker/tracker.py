@@ -75,10 +75,13 @@ class Tracker:
 
     ``alias`` takes effect only once it reaches the service, so it is sent
     through the *alias sink*: ``alias_sink=`` when given; else the default
-    consumer; else, when ``sink`` is a consumer exposing ``endpoints``, a
-    synchronous ``consumers.Consumer`` on those same endpoints (so an EU
-    tracker's aliases go to the EU host); else ``sink`` itself (a plain
-    callable decides for itself how to deliver).
+    consumer; else the sink's own ``immediate`` sink when it has one (every
+    consumer in ``consumers`` does: a buffered or background consumer sends
+    the alias at once through the consumer it wraps, same host, session and
+    credentials); else, when ``sink`` exposes ``endpoints``, a synchronous
+    ``consumers.Consumer`` on those endpoints (so an EU tracker's aliases go
+    to the EU host); else ``sink`` itself (a plain callable decides for
+    itself how to deliver).
 
     ``error_handler(error)`` (or an object with ``.handle(error)``) receives
     delivery failures; ``default(value)`` converts values the JSON encoder
@@ -119,7 +122,10 @@ class Tracker:
                 )
             self._send = _sink_callable(sink, "sink")
             self._endpoints = getattr(sink, "endpoints", None)
-            if self._endpoints is None:
+            immediate = getattr(sink, "immediate", None)
+            if callable(immediate):
+                self._alias_send = immediate
+            elif self._endpoints is None:
                 self._alias_send = self._send
         if alias_sink is not None:
             self._alias_send = _sink_callable(alias_sink, "alias_sink")
