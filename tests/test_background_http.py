@@ -14,13 +14,6 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-pytest.importorskip("consumers.collector")
-pytest.importorskip("consumers.buffered")
-pytest.importorskip("consumers.file")
-pytest.importorskip("consumers.replay")
-
 from consumers.background import BackgroundConsumer
 from consumers.buffered import BufferedConsumer
 from consumers.retry import RetryPolicy

@@ -93,14 +93,8 @@ def test_main_returns_the_status_in_process(tmp_path: Path, capsys: Any) -> None
 
 # -- against the local collector ----------------------------------------------------------
 
-needs_http = pytest.mark.skipif(
-    not (ROOT / "consumers" / "collector.py").exists()
-    or not (ROOT / "consumers" / "buffered.py").exists(),
-    reason="needs the collector and BufferedConsumer",
-)
 
 
-@needs_http
 def test_replay_delivers_and_prints_one_summary_line(tmp_path: Path, collector: Any) -> None:
     log = tmp_path / "a.log"
     write_log(log, 1200)
@@ -117,7 +111,6 @@ def test_replay_delivers_and_prints_one_summary_line(tmp_path: Path, collector: 
     assert len(collector.messages("track")) == 1200
 
 
-@needs_http
 def test_progress_bar_shows_events_rate_and_eta(tmp_path: Path, collector: Any) -> None:
     log = tmp_path / "a.log"
     write_log(log, 300)
@@ -128,7 +121,6 @@ def test_progress_bar_shows_events_rate_and_eta(tmp_path: Path, collector: Any) 
     assert "100%" in last and "300 events" in last and "events/s" in last and "ETA" in last
 
 
-@needs_http
 def test_refused_records_exit_1_with_rejects_file(tmp_path: Path, collector: Any) -> None:
     log = tmp_path / "imports.log"
     with FileConsumer(log) as f:
@@ -147,7 +139,6 @@ def test_refused_records_exit_1_with_rejects_file(tmp_path: Path, collector: Any
         assert SECRET not in text
 
 
-@needs_http
 def test_delivery_failure_exits_3_and_a_rerun_resumes(tmp_path: Path, collector: Any) -> None:
     log = tmp_path / "imports.log"
     write_log(log, 30, message_type="import")

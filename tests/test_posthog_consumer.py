@@ -9,9 +9,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("consumers.collector")
-pytest.importorskip("consumers._http")
-
 from consumers.errors import PayloadTooLargeError, RefusedError, TransportError
 from consumers.posthog import (
     MAX_MESSAGE_BYTES,

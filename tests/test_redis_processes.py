@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from redis_server import MISSING, RedisServer, redis_server_binary
 
+from consumers.buffered import BufferedConsumer
 from consumers.redis_stream import RedisStreamSink
 from consumers.redis_worker import StreamWorker, stream_stats
 
 redis = pytest.importorskip(
     "redis", reason='the redis extra is not installed: pip install ".[redis]"'
 )
-BufferedConsumer = pytest.importorskip("consumers.buffered").BufferedConsumer
 
 pytestmark = pytest.mark.redis
 

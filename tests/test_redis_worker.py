@@ -10,15 +10,15 @@ from collections.abc import Iterator
 import pytest
 from redis_server import MISSING, RedisServer, redis_server_binary
 
+from consumers.buffered import BufferedConsumer
 from consumers.redis_stream import RedisStreamSink
 from consumers.redis_worker import StreamWorker, stream_stats, trim_delivered
+from consumers.retry import RetryPolicy
 from tracker import Tracker
 
 redis = pytest.importorskip(
     "redis", reason='the redis extra is not installed: pip install ".[redis]"'
 )
-BufferedConsumer = pytest.importorskip("consumers.buffered").BufferedConsumer
-RetryPolicy = pytest.importorskip("consumers.retry").RetryPolicy
 
 pytestmark = pytest.mark.redis
 

@@ -11,18 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from consumers.file import FileConsumer
 from consumers.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.skipif(
-    not (ROOT / "consumers" / "collector.py").exists()
-    or not (ROOT / "consumers" / "buffered.py").exists(),
-    reason="needs the collector and BufferedConsumer",
-)
 
 
 def event(n: int) -> str:

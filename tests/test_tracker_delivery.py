@@ -128,7 +128,6 @@ class BufferingSink:
 
 
 def test_alias_of_a_tracker_on_eu_endpoints_uses_a_consumer_on_the_same_endpoints() -> None:
-    pytest.importorskip("consumers.consumer")
     from consumers.endpoints import Endpoints
 
     eu = Endpoints.region("eu")
@@ -139,7 +138,6 @@ def test_alias_of_a_tracker_on_eu_endpoints_uses_a_consumer_on_the_same_endpoint
 
 
 def test_default_consumer_with_a_region_carries_it_to_alias() -> None:
-    pytest.importorskip("consumers.consumer")
     from consumers.endpoints import Endpoints
 
     with Tracker("T", region="eu") as tracker:
