@@ -24,8 +24,12 @@ replay of it is running); 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, TextIO
@@ -44,6 +48,7 @@ __all__ = [
     "build_parser",
     "consumer_kwargs_from_env",
     "main",
+    "run_worker_command",
 ]
 
 EXIT_OK = 0
@@ -213,14 +218,123 @@ def run_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-#: Every subcommand, in the order ``--help`` lists them.
 def add_worker_command(subparsers: Subparsers) -> None:
     """``worker``: deliver a Redis stream (see :mod:`consumers.redis_worker`)."""
-    from consumers.redis_worker import add_worker_command as add
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "worker",
+        help="deliver tuples queued on a Redis stream (RedisStreamSink)",
+        description=(
+            "Read a Redis stream in a consumer group and deliver each tuple to Mixpanel. "
+            "Run as many as you like on as many machines: they share the group. "
+            "Credentials for /import come from MIXPANEL_* environment variables."
+        ),
+    )
+    _add_worker_arguments(parser)
+    parser.set_defaults(func=run_worker_command)
 
-    add(subparsers)
+
+def _add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
+                        help="Redis URL: redis://, rediss://user:pass@host:port/0, unix:// "
+                             "(default: $REDIS_URL or redis://localhost:6379/0)")
+    parser.add_argument("--stream", default="tracking", help="stream key (default: tracking)")
+    parser.add_argument("--group", default="mixpanel", help="consumer group (default: mixpanel)")
+    parser.add_argument("--consumer-name", default=None,
+                        help="this worker's name in the group (default: host-pid)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--region", choices=["us", "eu", "in"], default=None,
+                       help="Mixpanel data-residency region (default: us)")
+    where.add_argument("--api-host", default=None,
+                       help="base URL instead of a region (a proxy, the local collector)")
+    parser.add_argument("--batch-size", type=int, default=500,
+                        help="entries read per XREADGROUP (default: 500)")
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="messages per HTTP request (default: the consumer's)")
+    parser.add_argument("--claim-idle-ms", type=int, default=60_000,
+                        help="reclaim entries another worker held this long (default: 60000)")
+    parser.add_argument("--dead-letter-stream", default=None,
+                        help="where refused messages go (default: STREAM:dead)")
+    parser.add_argument("--max-deliveries", type=int, default=10,
+                        help="dead-letter an entry reclaimed from dead workers more often "
+                             "than this (default: 10)")
+    parser.add_argument("--drain", action="store_true",
+                        help="exit once the group has nothing left to read or retry")
+    parser.add_argument("--stats", action="store_true",
+                        help="print the group's progress as JSON and exit")
 
 
+def run_worker_command(args: argparse.Namespace) -> int:
+    """Run the ``worker`` subcommand; returns the exit status."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from consumers.buffered import BufferedConsumer
+    from consumers.redis_stream import connect, import_redis
+    from consumers.redis_worker import StreamWorker, stream_stats
+
+    dead = args.dead_letter_stream or f"{args.stream}:dead"
+    if args.stats:
+        client, _ = connect(args.redis)
+        try:
+            print(json.dumps(stream_stats(client, args.stream, args.group, dead), indent=2))
+        finally:
+            client.close()
+        return 0
+    try:
+        extra = consumer_kwargs_from_env()
+    except ValueError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
+    if args.max_batch is not None:
+        extra["max_batch"] = args.max_batch
+    consumer = BufferedConsumer(region=args.region, api_host=args.api_host, **extra)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        logging.getLogger("consumers.redis_worker").info(
+            "signal %d: finishing the batch in flight", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    worker = StreamWorker(
+        args.redis, consumer, stream=args.stream, group=args.group, name=args.consumer_name,
+        batch_size=args.batch_size, claim_idle_ms=args.claim_idle_ms, dead_letter_stream=dead,
+        max_deliveries=args.max_deliveries,
+    )
+    try:
+        if args.drain:
+            _drain(worker, stop)
+        else:
+            worker.run(stop)
+        try:
+            final = worker.stats()
+        except import_redis().RedisError:
+            final = {"worker": {"name": worker.name, **worker.counters,
+                                "last_error": worker.last_error}}
+        print(json.dumps(final), flush=True)
+    finally:
+        worker.close()
+        consumer.close()
+    return 0
+
+
+def _drain(worker: Any, stop: threading.Event) -> None:
+    """Run ``worker`` until ``stop`` is set or its group has nothing left to read or retry."""
+    from consumers.redis_worker import stream_stats
+
+    def _watch() -> None:
+        while not stop.wait(0.5):
+            info = stream_stats(worker.client, worker.stream, worker.group)
+            if info["lag"] == 0 and info["pending"] == 0:
+                stop.set()
+
+    watcher = threading.Thread(target=_watch, name="drain-watch", daemon=True)
+    watcher.start()
+    worker.run(stop)
+
+
+#: Every subcommand, in the order ``--help`` lists them.
 COMMANDS: list[Command] = [add_replay_command, add_worker_command]
 
 

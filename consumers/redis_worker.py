@@ -21,22 +21,19 @@ Guarantees, in order of importance:
 * The stream is trimmed only below the oldest entry some group still needs
   (``XTRIM MINID``), never by length.
 
-The command line (``python -m consumers worker``) is :func:`add_worker_command`.
+The command line (``python -m consumers worker``) lives in :mod:`consumers.cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import random
-import signal
 import socket
-import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
 import attrs
@@ -53,7 +50,7 @@ from consumers.redis_stream import connect, describe, import_redis
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["StreamWorker", "add_worker_command", "main", "run_worker_command", "stream_stats"]
+__all__ = ["StreamWorker", "stream_stats", "trim_delivered"]
 
 log = logging.getLogger(__name__)
 
@@ -650,129 +647,3 @@ def _count_after(client: redis.Redis, stream: str, last_id: str) -> int:
     # Redis < 7 reports no lag; count what the group has not read (capped).
     entries: Any = client.xrange(stream, min=f"({last_id}", count=100_000)
     return len(entries)
-
-
-# -- command line ------------------------------------------------------------------
-
-
-def add_worker_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``worker`` to an ``argparse`` subparsers object (``python -m consumers``)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "worker",
-        help="deliver tuples queued on a Redis stream (RedisStreamSink)",
-        description=(
-            "Read a Redis stream in a consumer group and deliver each tuple to Mixpanel. "
-            "Run as many as you like on as many machines: they share the group. "
-            "Credentials for /import come from MIXPANEL_* environment variables."
-        ),
-    )
-    add_worker_arguments(parser)
-    parser.set_defaults(func=run_worker_command)
-    return parser
-
-
-def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
-                        help="Redis URL: redis://, rediss://user:pass@host:port/0, unix:// "
-                             "(default: $REDIS_URL or redis://localhost:6379/0)")
-    parser.add_argument("--stream", default="tracking", help="stream key (default: tracking)")
-    parser.add_argument("--group", default="mixpanel", help="consumer group (default: mixpanel)")
-    parser.add_argument("--consumer-name", default=None,
-                        help="this worker's name in the group (default: host-pid)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--region", choices=["us", "eu", "in"], default=None,
-                       help="Mixpanel data-residency region (default: us)")
-    where.add_argument("--api-host", default=None,
-                       help="base URL instead of a region (a proxy, the local collector)")
-    parser.add_argument("--batch-size", type=int, default=500,
-                        help="entries read per XREADGROUP (default: 500)")
-    parser.add_argument("--max-batch", type=int, default=None,
-                        help="messages per HTTP request (default: the consumer's)")
-    parser.add_argument("--claim-idle-ms", type=int, default=60_000,
-                        help="reclaim entries another worker held this long (default: 60000)")
-    parser.add_argument("--dead-letter-stream", default=None,
-                        help="where refused messages go (default: STREAM:dead)")
-    parser.add_argument("--max-deliveries", type=int, default=10,
-                        help="dead-letter an entry reclaimed from dead workers more often "
-                             "than this (default: 10)")
-    parser.add_argument("--drain", action="store_true",
-                        help="exit once the group has nothing left to read or retry")
-    parser.add_argument("--stats", action="store_true",
-                        help="print the group's progress as JSON and exit")
-
-
-def run_worker_command(args: argparse.Namespace) -> int:
-    """Run the ``worker`` subcommand; returns the exit status."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    dead = args.dead_letter_stream or f"{args.stream}:dead"
-    if args.stats:
-        client, _ = connect(args.redis)
-        try:
-            print(json.dumps(stream_stats(client, args.stream, args.group, dead), indent=2))
-        finally:
-            client.close()
-        return 0
-    from consumers.buffered import BufferedConsumer
-    from consumers.cli import consumer_kwargs_from_env
-
-    try:
-        extra = consumer_kwargs_from_env()
-    except ValueError as exc:
-        print(f"worker: {exc}", file=sys.stderr)
-        return 2
-    if args.max_batch is not None:
-        extra["max_batch"] = args.max_batch
-    consumer = BufferedConsumer(region=args.region, api_host=args.api_host, **extra)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: Any) -> None:
-        log.info("signal %d: finishing the batch in flight", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    worker = StreamWorker(
-        args.redis, consumer, stream=args.stream, group=args.group, name=args.consumer_name,
-        batch_size=args.batch_size, claim_idle_ms=args.claim_idle_ms, dead_letter_stream=dead,
-        max_deliveries=args.max_deliveries,
-    )
-    try:
-        if args.drain:
-            _drain(worker, stop)
-        else:
-            worker.run(stop)
-        try:
-            final = worker.stats()
-        except worker._redis.RedisError:
-            final = {"worker": {"name": worker.name, **worker.counters,
-                                "last_error": worker.last_error}}
-        print(json.dumps(final), flush=True)
-    finally:
-        worker.close()
-        consumer.close()
-    return 0
-
-
-def _drain(worker: StreamWorker, stop: threading.Event) -> None:
-    def _watch() -> None:
-        while not stop.wait(0.5):
-            info = stream_stats(worker.client, worker.stream, worker.group)
-            if info["lag"] == 0 and info["pending"] == 0:
-                stop.set()
-
-    watcher = threading.Thread(target=_watch, name="drain-watch", daemon=True)
-    watcher.start()
-    worker.run(stop)
-
-
-def main(argv: Optional[Iterable[str]] = None) -> int:
-    """``python -m consumers.redis_worker ...``: the worker command on its own."""
-    parser = argparse.ArgumentParser(prog="python -m consumers.redis_worker")
-    add_worker_arguments(parser)
-    return run_worker_command(parser.parse_args(list(argv) if argv is not None else None))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
