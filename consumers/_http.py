@@ -26,12 +26,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
 import requests
 import requests.adapters
 
+from consumers._closing import Closing
 from consumers.errors import PayloadTooLargeError, RefusedError, TimeoutError_, TransportError
 from consumers.retry import RetryableRefusal, RetryPolicy, parse_retry_after, retrying
 
@@ -76,7 +76,7 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-class HttpTransport:
+class HttpTransport(Closing):
     """POSTs bodies with keep-alive, timeouts and retries; raises the delivery errors.
 
     ``session`` may be a caller's own ``requests.Session`` (then it is used
@@ -177,18 +177,6 @@ class HttpTransport:
         """Close the pooled connections (only of a session this transport created)."""
         if self._owns_session:
             self.session.close()
-
-    def __enter__(self) -> HttpTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
 
 def _reason(exc: BaseException) -> str:
     """A short cause for a transport failure; requests' own text can be very long."""

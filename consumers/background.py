@@ -63,9 +63,9 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
+from consumers._closing import Closing
 from consumers.errors import DeliveryError, Message, RefusedError, TransportError
 
 __all__ = ["BackgroundConsumer", "ErrorCallback", "QueueFullError"]
@@ -299,7 +299,7 @@ def _try_lock(folder: Path) -> Optional[Any]:
 _live: weakref.WeakSet[BackgroundConsumer] = weakref.WeakSet()
 
 
-class BackgroundConsumer:
+class BackgroundConsumer(Closing):
     """Deliver through ``inner`` on a worker thread; ``send()`` only enqueues.
 
     ``inner`` is any sink (a consumer with ``send``/``flush``/``close`` or a
@@ -531,17 +531,6 @@ class BackgroundConsumer:
         if thread.is_alive():
             logger.warning("background consumer: the worker is still delivering after %.3g s; "
                            "it finishes in the background", timeout)
-
-    def __enter__(self) -> BackgroundConsumer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     # -- introspection -------------------------------------------------------------
     def stats(self) -> dict[str, int]:

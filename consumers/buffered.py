@@ -46,9 +46,9 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any, Callable, Optional, Protocol, Union
 
+from consumers._closing import Closing
 from consumers.consumer import MAX_BATCH, Consumer
 from consumers.endpoints import MESSAGE_TYPES
 from consumers.errors import (
@@ -109,7 +109,7 @@ def _size(message: str) -> int:
     return len(message) + 1
 
 
-class BufferedConsumer:
+class BufferedConsumer(Closing):
     """Buffers ``(type, message_json)`` per type and posts full batches.
 
     ``consumer`` is what posts a batch (anything with ``send_batch`` and
@@ -348,18 +348,6 @@ class BufferedConsumer:
         finally:
             if self._owns_consumer:
                 self.consumer.close()
-
-    def __enter__(self) -> BufferedConsumer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
 
 def _splittable(error: RefusedError, message_type: str) -> bool:
     """413, or a /import 400 naming no record: some message in the batch is the problem."""

@@ -232,7 +232,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         stop.set()
 
+    # both stop the loop below, whenever they arrive (no KeyboardInterrupt to race with)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     collector.start()
     decoder = "orjson" if collector.fast_json else "json"
     print(
@@ -240,10 +242,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         flush=True,
     )
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        stop.wait()
     finally:
         collector.stop()
         print(json.dumps(collector.stats()["endpoints"]), flush=True)

@@ -35,12 +35,12 @@ import gzip
 import json
 import logging
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
 import attrs
 import requests
 
+from consumers._closing import Closing
 from consumers._http import DEFAULT_TIMEOUT, HttpTransport, Timeout
 from consumers.endpoints import MESSAGE_TYPES, Endpoints
 from consumers.errors import (
@@ -106,7 +106,7 @@ class _Route:
     imports: bool
 
 
-class Consumer:
+class Consumer(Closing):
     """Posts messages to Mixpanel immediately: one request per :meth:`send` or :meth:`send_batch`.
 
     Keyword arguments:
@@ -289,18 +289,6 @@ class Consumer:
         """Release pooled connections (of a transport this consumer created)."""
         if self._owns_transport:
             self.transport.close()
-
-    def __enter__(self) -> Consumer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
 
 def _check_status_answer(response: requests.Response) -> None:
     """Raise RefusedError for ``0`` / ``{"status": 0, ...}`` (the request was refused)."""

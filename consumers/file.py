@@ -35,8 +35,9 @@ import os
 import re
 import select
 import threading
-from types import TracebackType
 from typing import Optional, Union
+
+from consumers._closing import Closing
 
 __all__ = ["FSYNC_POLICIES", "SEGMENT_PATTERN", "FileConsumer", "list_segments", "segment_name"]
 
@@ -92,7 +93,7 @@ def _ends_without_newline(path: str) -> bool:
         os.close(fd)
 
 
-class FileConsumer:
+class FileConsumer(Closing):
     """A sink that appends each ``(type, message_json)`` as one line of a log file.
 
     >>> with FileConsumer("/var/spool/analytics.log") as log:   # doctest: +SKIP
@@ -183,17 +184,6 @@ class FileConsumer:
                 os.fsync(self._fd)
             os.close(self._fd)
             self._closed = True
-
-    def __enter__(self) -> FileConsumer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

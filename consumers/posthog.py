@@ -34,11 +34,11 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Optional, Union
 
 import requests
 
+from consumers._closing import Closing
 from consumers._http import HttpTransport
 from consumers.errors import DeliveryError, Message, PayloadTooLargeError, RefusedError
 from consumers.retry import RetryPolicy
@@ -115,7 +115,7 @@ def _default_retry() -> RetryPolicy:
     return RetryPolicy(retry_statuses=POSTHOG_RETRY_STATUSES)
 
 
-class PostHogConsumer:
+class PostHogConsumer(Closing):
     """Buffer PostHog messages and post them in batches to ``<host>/batch/``.
 
     ``send("posthog", message_json)`` buffers (and sends a full batch at
@@ -275,13 +275,3 @@ class PostHogConsumer:
             self._closed = True
             self._http.close()
 
-    def __enter__(self) -> PostHogConsumer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()

@@ -22,10 +22,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
+from consumers._closing import Closing
 from consumers.errors import DeliveryError, Message, TransportError
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def describe(url_or_client: Any) -> str:
         return type(url_or_client).__name__
 
 
-class RedisStreamSink:
+class RedisStreamSink(Closing):
     """Append each ``(type, message_json)`` to a Redis stream with ``XADD``.
 
     ``url_or_client``
@@ -239,17 +240,6 @@ class RedisStreamSink:
             self._closed = True
             if self._owns_client:
                 self._client.close()
-
-    def __enter__(self) -> RedisStreamSink:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def _write(self, batch: list[Message]) -> None:
         redis_mod = import_redis()

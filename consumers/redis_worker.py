@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 
 import attrs
 
+from consumers._closing import Closing
 from consumers.errors import (
     DeliveryError,
     Message,
@@ -108,7 +109,7 @@ def _next_id(entry_id: str) -> str:
     return f"{ms}-{seq + 1}"
 
 
-class StreamWorker:
+class StreamWorker(Closing):
     """Read a stream in a consumer group and deliver each entry through ``consumer``.
 
     ``consumer`` is any sink with ``send`` and ``flush`` (default: a
@@ -249,12 +250,6 @@ class StreamWorker:
                 close()
         if self._owns_client:
             self.client.close()
-
-    def __enter__(self) -> StreamWorker:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- reading -----------------------------------------------------------------
 
