@@ -4,42 +4,14 @@ from __future__ import annotations
 
 import base64
 import gzip
-import itertools
 import json
 import time
 
 import pytest
 import requests
+from collector_messages import DROP, event, form, now_ms
 
 from consumers.collector import Collector
-
-_ids = itertools.count()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def event(name: str = "Signed up", **props) -> dict:
-    """A valid event for /track and /import (token, time, distinct_id, $insert_id)."""
-    properties = {
-        "token": "tok",
-        "distinct_id": "user-1",
-        "time": now_ms(),
-        "$insert_id": f"ins-{next(_ids)}",
-    }
-    properties.update(props)
-    for key in [k for k, v in properties.items() if v is _DROP]:
-        del properties[key]
-    return {"event": name, "properties": properties}
-
-
-_DROP = object()
-
-
-def form(payload, *, b64: bool = True) -> dict:
-    text = json.dumps(payload)
-    return {"data": base64.b64encode(text.encode()).decode() if b64 else text}
 
 
 @pytest.fixture(params=["threaded", "asyncio"])
@@ -276,13 +248,13 @@ def test_strict_import_reports_failed_records_and_imports_the_rest(collector, se
     good = event()
     batch = [
         good,
-        event(time=_DROP),
+        event(time=DROP),
         event(distinct_id="anonymous"),
         event(**{"$insert_id": "bad id!"}),
         event(time=now_ms() + 2 * 3_600_000),
         event(time=20_000_000),
-        event(distinct_id=_DROP),
-        event(**{"$insert_id": _DROP}),
+        event(distinct_id=DROP),
+        event(**{"$insert_id": DROP}),
         event(distinct_id="NULL"),
     ]
     r = imp(collector, session, json.dumps(batch))
@@ -322,7 +294,7 @@ def test_import_accepts_empty_distinct_id(collector, session):
 
 def test_non_strict_import_skips_invalid_records_silently(collector, session):
     good = event()
-    r = imp(collector, session, json.dumps([good, event(time=_DROP)]), strict=0)
+    r = imp(collector, session, json.dumps([good, event(time=DROP)]), strict=0)
     assert r.status_code == 200
     assert r.json()["num_records_imported"] == 1
     assert collector.messages("import") == [good]
@@ -423,7 +395,7 @@ def test_dedup_on_event_time_distinct_id_and_insert_id(any_collector, session):
     a = event(time=t, **{"$insert_id": "same"})
     a_in_seconds = event(time=t // 1000, **{"$insert_id": "same"})
     other_user = event(time=t, distinct_id="user-2", **{"$insert_id": "same"})
-    no_insert_id = event(time=t, **{"$insert_id": _DROP})
+    no_insert_id = event(time=t, **{"$insert_id": DROP})
     batch = [a, a, a_in_seconds, other_user, no_insert_id, no_insert_id]
     session.post(any_collector.url + "/track", data=form(batch))
     session.post(any_collector.url + "/track", data=form([a]))  # a retry

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import itertools
 import json
 import threading
-import time
 
 import pytest
 import requests
+from collector_messages import event, form
 
 from consumers.collector import Collector
-
-_ids = itertools.count()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def event(name: str = "Signed up", **props) -> dict:
-    """A valid event for /track and /import (token, time, distinct_id, $insert_id)."""
-    properties = {
-        "token": "tok",
-        "distinct_id": "user-1",
-        "time": now_ms(),
-        "$insert_id": f"ins-{next(_ids)}",
-    }
-    properties.update(props)
-    return {"event": name, "properties": properties}
-
-
-def form(payload) -> dict:
-    return {"data": base64.b64encode(json.dumps(payload).encode()).decode()}
 
 
 @pytest.fixture(params=["threaded", "asyncio"])
