@@ -1,7 +1,8 @@
 """A local Mixpanel-compatible ingestion server: standard library only.
 
 It accepts what Mixpanel's ingestion API accepts (``/track``, ``/engage``,
-``/groups``, ``/import``) and PostHog's ``/batch/``, validates with the real
+``/groups``, ``/import``), PostHog's ``/batch/`` and Segment's ``/v1/batch``
+(so peers' libraries can be measured against it too), validates with the real
 service's limits, answers with the real response shapes, remembers what it
 accepted, and can be told to misbehave (status codes, ``Retry-After``,
 delays, dropped connections)::
@@ -183,6 +184,10 @@ class Collector:
     def drop_next(self, n: int = 1, *, path: Optional[str] = None) -> None:
         """Close the connection of the next ``n`` matching requests without an answer."""
         self._faults.add(Fault(n, drop=True, path=path))
+
+    def clear_faults(self) -> None:
+        """Forget every planned fault (the records stay)."""
+        self._faults.clear()
 
     def faults(self) -> list[dict[str, Any]]:
         """The faults still planned, in order."""

@@ -520,3 +520,25 @@ def test_fast_json_accepts_exactly_what_the_standard_library_accepts(session, mo
         assert session.post(c.url + "/track", data=form([{"event": "x"}])).text == "0"
         assert len(c.messages("track")) == 2
         assert c.messages("track")[0]["properties"]["big"] == 2**70
+
+
+def test_segment_batches_are_stored_and_deduplicated_by_message_id(collector, session):
+    batch = [{"type": "track", "event": "Signed up", "userId": "u1", "messageId": "m-1"},
+             {"type": "track", "event": "Signed up", "userId": "u1", "messageId": "m-1"}]
+    r = session.post(collector.url + "/v1/batch", json={"batch": batch}, auth=("write-key", ""))
+    assert r.status_code == 200 and r.json() == {"success": True}
+    assert len(collector.messages("segment")) == 2
+    assert [m["messageId"] for m in collector.unique("segment")] == ["m-1"]
+    r = session.post(collector.url + "/v1/batch", json={"batch": batch})
+    assert r.status_code == 401 and len(collector.messages("segment")) == 2
+
+
+def test_clear_faults_ends_an_outage_and_keeps_the_records(collector, session):
+    ok = session.post(collector.url + "/track", data=form([event()]))
+    assert ok.text == "1"
+    collector.fail_next(5, 503)
+    assert session.post(collector.url + "/track", data=form([event()])).status_code == 503
+    collector.clear_faults()
+    assert collector.faults() == []
+    assert session.post(collector.url + "/track", data=form([event()])).text == "1"
+    assert len(collector.messages("track")) == 2

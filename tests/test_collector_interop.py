@@ -41,3 +41,12 @@ def test_posthog_library_batches_arrive(collector):
     client.shutdown()
     (message,) = collector.messages("posthog")
     assert message["event"] == "Signed up" and message["distinct_id"] == "user-1"
+
+
+def test_segment_library_batches_arrive(collector):
+    analytics = pytest.importorskip("segment.analytics")
+    client = analytics.Client("write-key", host=collector.url, sync_mode=True)
+    client.track("user-1", "Signed up", {"plan": "pro"})
+    client.flush()
+    (message,) = collector.messages("segment")
+    assert message["event"] == "Signed up" and message["userId"] == "user-1"

@@ -197,8 +197,8 @@ class App:
         if request.method not in ("POST", "GET"):
             error = f"method {request.method} not allowed"
             return _json_response(405, {"error": error, "status": 0})
-        if route == "posthog":
-            return self._posthog(request, entry)
+        if route in ("posthog", "segment"):
+            return self._batch_api(request, route, entry)
         if route == "import":
             return self._import(request, entry)
         return self._track_like(request, route, entry)
@@ -295,7 +295,8 @@ class App:
             200, {"code": 200, "num_records_imported": len(accepted), "status": "OK"}
         )
 
-    def _posthog(self, request: Request, entry: dict[str, Any]) -> Response:
+    def _batch_api(self, request: Request, route: str, entry: dict[str, Any]) -> Response:
+        """PostHog's ``/batch/`` and Segment's ``/v1/batch``: ``{"batch": [...]}`` plus a key."""
         try:
             body = request.body
             compression = request.query.get("compression", "")
@@ -303,7 +304,7 @@ class App:
                 body = decompress(body)
             payload = parse_json(body, loads=self.loads) if body.strip() else None
         except (BodyError, TooLargeError) as exc:
-            self.store.add("posthog", [], 0)
+            self.store.add(route, [], 0)
             return _posthog_error(
                 400, "validation_error", "invalid_payload", f"Malformed request data: {exc}"
             )
@@ -311,23 +312,20 @@ class App:
             payload = {"batch": payload}
         batch = payload.get("batch") if isinstance(payload, dict) else None
         if not isinstance(batch, list) or not all(isinstance(m, dict) for m in batch):
-            self.store.add("posthog", [], 0)
+            self.store.add(route, [], 0)
             return _posthog_error(
                 400, "validation_error", "invalid_payload",
                 "Malformed request data: expected {'api_key': ..., 'batch': [object, ...]}",
             )
-        api_key = payload.get("api_key") or payload.get("token")  # type: ignore[union-attr]
-        if not api_key and batch:
-            api_key = batch[0].get("api_key") or batch[0].get("token")
-        if not api_key:
-            self.store.add("posthog", [], 0)
+        if not _batch_key(route, payload, batch, request):  # type: ignore[arg-type]
+            self.store.add(route, [], 0)
             return _posthog_error(
                 401, "authentication_error", "invalid_api_key",
                 "API key not found. You must pass your project API key with every request.",
             )
         entry["n_records"] = entry["accepted"] = len(batch)
-        self.store.add("posthog", batch, 0)
-        return _json_response(200, {"status": "Ok"})
+        self.store.add(route, batch, 0)
+        return _json_response(200, {"status": "Ok"} if route == "posthog" else {"success": True})
 
     # -- faults ------------------------------------------------------------------
 
@@ -411,6 +409,7 @@ _ROUTES = {
     "/groups": "groups",
     "/import": "import",
     "/batch": "posthog",
+    "/v1/batch": "segment",
 }
 
 _CHECKS: dict[str, Callable[[Any], Optional[Problem]]] = {
@@ -524,12 +523,25 @@ def _status_body(status: int, route: Optional[str]) -> dict[str, Any]:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
-    if route == "posthog":
+    if route in ("posthog", "segment"):
         return {"type": "server_error", "code": str(status), "detail": phrase, "attr": None}
     if route != "import" and status in (401, 403):
         return {"error": phrase, "status": "error"}
     error = {429: _RATE_LIMITED, 413: _TOO_LARGE, 401: "Invalid credentials"}.get(status, phrase)
     return {"code": status, "error": error, "status": phrase}
+
+
+def _batch_key(
+    route: str, payload: dict[str, Any], batch: list[dict[str, Any]], request: Request
+) -> Optional[str]:
+    """The project key of a batch: in the body (PostHog) or as the Basic user (Segment)."""
+    if route == "segment":
+        user, _ = _basic(request.headers.get("authorization"))
+        return user or payload.get("writeKey") or None
+    key = payload.get("api_key") or payload.get("token")
+    if not key and batch:
+        key = batch[0].get("api_key") or batch[0].get("token")
+    return key or None
 
 
 def _posthog_error(status: int, kind: str, code: str, detail: str) -> Response:

@@ -16,7 +16,7 @@ from consumers._collector.validation import dedup_key
 __all__ = ["ENDPOINTS", "Fault", "FaultPlan", "Store"]
 
 #: Endpoint names used in records and stats.
-ENDPOINTS = ("track", "engage", "groups", "import", "posthog")
+ENDPOINTS = ("track", "engage", "groups", "import", "posthog", "segment")
 
 
 class _Chunk:
@@ -198,6 +198,8 @@ def _key(endpoint: str, message: Any) -> Any:
         return dedup_key(message)
     if endpoint == "posthog":
         return message.get("uuid")
+    if endpoint == "segment":
+        return message.get("messageId")
     return None
 
 

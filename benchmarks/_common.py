@@ -1,0 +1,85 @@
+"""What the benchmarks share: the sample properties and the collector in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: the properties every client sends with each benchmark event
+PROPS: dict[str, Any] = {
+    "plan": "premium",
+    "amount": 49.99,
+    "items": 3,
+    "coupon": None,
+    "first_purchase": True,
+    "tags": ["spring", "sale"],
+    "referrer": "https://example.com/landing?utm_source=newsletter",
+}
+
+
+class CollectorProcess:
+    """``python -m consumers.collector`` on a free port, in a process of its own.
+
+    A separate process keeps the server's CPU out of the client's measurements.
+    ``flags`` go to the command line (``"--mode", "asyncio"``, ``"--fast-json"``).
+    """
+
+    def __init__(self, *flags: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "consumers.collector", "--port", "0", "--quiet", *flags],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()  # "collector listening on http://127.0.0.1:N (...)"
+        if "listening on " not in first:
+            self.proc.kill()
+            raise RuntimeError(f"the collector did not start: {first!r}")
+        self.url = first.split("listening on ", 1)[1].split()[0]
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def get(self, path: str) -> Any:
+        """GET a read-API path (``/_collector/stats``) and decode its JSON."""
+        with urllib.request.urlopen(self.url + path, timeout=60) as response:
+            return json.loads(response.read() or b"null")
+
+    def stats(self) -> Any:
+        return self.get("/_collector/stats")
+
+    def records(self, endpoint: str) -> list[Any]:
+        """Everything accepted on ``endpoint`` (``track``, ``import``, ``posthog``, ...)."""
+        data = self.get(f"/_collector/records?endpoint={endpoint}")
+        return list(data.get("records", []) if isinstance(data, dict) else data)
+
+    def reset(self) -> None:
+        request = urllib.request.Request(self.url + "/_collector/reset", data=b"", method="POST")
+        urllib.request.urlopen(request, timeout=60).close()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> CollectorProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
