@@ -25,70 +25,24 @@ import argparse
 import json
 import logging
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from typing import Any, Callable, Optional
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from _common import PROPS, CollectorProcess
 
-from consumers.background import BackgroundConsumer  # noqa: E402
-from consumers.buffered import BufferedConsumer  # noqa: E402
-from tracker import Tracker  # noqa: E402
-
-PROPS = {
-    "plan": "premium",
-    "amount": 49.99,
-    "items": 3,
-    "coupon": None,
-    "first_purchase": True,
-    "tags": ["spring", "sale"],
-    "referrer": "https://example.com/landing?utm_source=newsletter",
-}
+from consumers.background import BackgroundConsumer
+from consumers.buffered import BufferedConsumer
+from tracker import Tracker
 
 
-# -- the collector process -----------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_collector() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "consumers.collector", "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            control(url, "GET", "/_collector/stats")
-            return proc, url
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the collector did not start")
-
-
-def control(url: str, method: str, path: str) -> Any:
-    request = urllib.request.Request(url + path, method=method, data=b"" if method == "POST"
-                                     else None)
-    with urllib.request.urlopen(request, timeout=60) as response:
-        body = response.read()
-    return json.loads(body) if body else None
-
-
-def received(url: str, endpoint: str, marker: str) -> int:
+# -- what arrived ---------------------------------------------------------------------
+def received(collector: CollectorProcess, endpoint: str, marker: str) -> int:
     """Distinct events with ``marker`` in their name that the collector accepted."""
-    records = control(url, "GET", f"/_collector/records?endpoint={endpoint}")
-    if isinstance(records, dict):
-        records = records.get("records", [])
     seen = set()
-    for record in records:
+    for record in collector.records(endpoint):
         message = record.get("message", record)
         if marker not in str(message.get("event", "")):
             continue
@@ -213,7 +167,7 @@ def caller_cost(make: Callable[[], Client], calls: int, rounds: int) -> tuple[st
     return name, statistics.median(medians), statistics.median(p99s)
 
 
-def burst(make: Callable[[], Client], url: str, n: int) -> dict[str, Any]:
+def burst(make: Callable[[], Client], collector: CollectorProcess, n: int) -> dict[str, Any]:
     client = make()
     marker = f"burst-{os.urandom(4).hex()}"
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -222,7 +176,7 @@ def burst(make: Callable[[], Client], url: str, n: int) -> dict[str, Any]:
     sent_s = time.perf_counter() - wall0
     client.finish()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    got = received(url, client.endpoint, marker)
+    got = received(collector, client.endpoint, marker)
     return {"name": client.name, "sent": n, "delivered": got, "lost": n - got,
             "events_per_s": got / wall, "cpu_us_per_event": cpu / n * 1e6,
             "send_loop_s": sent_s, "wall_s": wall}
@@ -238,7 +192,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     for name in ("posthog", "segment", "analytics", "consumers"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
-    proc, url = start_collector()
+    collector = CollectorProcess()
+    url = collector.url
     spool = tempfile.mkdtemp(prefix="bench-spool-")
     makers: dict[str, Callable[[], Client]] = {
         "ours": lambda: Ours(url, spool),
@@ -253,7 +208,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         print(f"\n1. caller cost: {args.rounds} rounds x {args.calls} timed calls")
         costs = {}
         for key, make in makers.items():
-            control(url, "POST", "/_collector/reset")
+            collector.reset()
             costs[key] = caller_cost(make, args.calls, args.rounds)
         peers = [k for k in ("posthog", "segment")]
         best_peer = min(peers, key=lambda k: costs[k][1])
@@ -266,17 +221,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         print(f"{'client':58s} {'delivered':>10s} {'lost':>7s} {'events/s':>9s} "
               f"{'CPU/event':>10s}")
         for key in ("ours", "ours-1000", "posthog", "segment"):
-            control(url, "POST", "/_collector/reset")
-            row = burst(makers[key], url, args.burst)
-            if key == "segment" and not row["delivered"]:
-                print(f"{row['name']:58s} {'n/a: the collector serves no /v1/batch':>38s} "
-                      f"{row['cpu_us_per_event']:8.1f}us")
-                continue
+            collector.reset()
+            row = burst(makers[key], collector, args.burst)
             print(f"{row['name']:58s} {row['delivered']:10d} {row['lost']:7d} "
                   f"{row['events_per_s']:9.0f} {row['cpu_us_per_event']:8.1f}us")
     finally:
-        proc.terminate()
-        proc.wait(30)
+        collector.close()
 
 
 if __name__ == "__main__":

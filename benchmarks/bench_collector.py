@@ -22,14 +22,11 @@ import json
 import os
 import socket
 import statistics
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import CollectorProcess
 
 
 def _event(i: int) -> dict[str, object]:
@@ -103,45 +100,18 @@ def run_once(port: int, request: bytes, seconds: float) -> float:
         sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _admin(port: int, path: str, method: str = "GET") -> object:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=b"")
-    if method == "GET":
-        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
 def bench_mode(mode: str, runs: int, seconds: float, batch: int) -> list[float]:
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     mode, _, extra = mode.partition("+")
     flags = ["--fast-json"] if extra == "orjson" else []
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "consumers.collector", "--port", str(port), "--quiet",
-         "--mode", mode, *flags],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        proc.stdout.readline()  # "collector listening on ..."
-        request = build_request(port, batch)
-        run_once(port, request, 0.3)  # warm-up
+    with CollectorProcess("--mode", mode, *flags) as collector:
+        request = build_request(collector.port, batch)
+        run_once(collector.port, request, 0.3)  # warm-up
         rates = []
         for _ in range(runs):
-            _admin(port, "/_collector/reset", "POST")
-            rates.append(run_once(port, request, seconds))
-            stats = _admin(port, "/_collector/stats")
-            assert isinstance(stats, dict) and stats["endpoints"]["track"]["rejected"] == 0
+            collector.reset()
+            rates.append(run_once(collector.port, request, seconds))
+            assert collector.stats()["endpoints"]["track"]["rejected"] == 0
         return rates
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def main() -> None:

@@ -22,74 +22,19 @@ Two numbers per client and round:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from typing import Any, Callable
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from _common import PROPS, CollectorProcess
 
-from tracker.posthog import Client  # noqa: E402
+from tracker.posthog import Client
 
 KEY = "phc_benchmark_project_key"
-PROPS = {
-    "plan": "premium",
-    "amount": 49.99,
-    "items": 3,
-    "coupon": None,
-    "first_purchase": True,
-    "tags": ["spring", "sale"],
-    "referrer": "https://example.com/landing?utm_source=newsletter",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_collector() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "consumers.collector", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/_collector/stats", timeout=5).read()
-            return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("the collector did not start") from None
-            time.sleep(0.05)
-
-
-def reset(url: str) -> None:
-    request = urllib.request.Request(url + "/_collector/reset", data=b"", method="POST")
-    urllib.request.urlopen(request, timeout=30).read()
-
-
-def received(url: str) -> int:
-    with urllib.request.urlopen(url + "/_collector/records?endpoint=posthog", timeout=60) as r:
-        data = json.loads(r.read())
-    records = data.get("records", data) if isinstance(data, dict) else data
-    return len(records)
-
-
-def wait_for(url: str, count: int, timeout: float = 120.0) -> bool:
+def wait_for(collector: CollectorProcess, count: int, timeout: float = 120.0) -> bool:
     deadline = time.monotonic() + timeout
-    while received(url) < count:
+    while len(collector.records("posthog")) < count:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
@@ -116,9 +61,11 @@ def theirs(url: str) -> tuple[Callable[[int], Any], Callable[[], Any]]:
     return capture, client.shutdown
 
 
-def one_round(url: str, make: Callable[[str], Any], events: int) -> tuple[list[int], float]:
-    reset(url)
-    capture, shutdown = make(url)
+def one_round(
+    collector: CollectorProcess, make: Callable[[str], Any], events: int
+) -> tuple[list[int], float]:
+    collector.reset()
+    capture, shutdown = make(collector.url)
     clock = time.perf_counter_ns
     costs = []
     start = time.perf_counter()
@@ -127,8 +74,9 @@ def one_round(url: str, make: Callable[[str], Any], events: int) -> tuple[list[i
         capture(i)
         costs.append(clock() - t0)
     shutdown()
-    if not wait_for(url, events):
-        raise RuntimeError(f"only {received(url)} of {events} events arrived")
+    if not wait_for(collector, events):
+        arrived = len(collector.records("posthog"))
+        raise RuntimeError(f"only {arrived} of {events} events arrived")
     return costs, events / (time.perf_counter() - start)
 
 
@@ -146,19 +94,18 @@ def main() -> None:
 
     import posthog
 
-    proc, url = start_collector()
+    collector = CollectorProcess()
     results: dict[str, dict[str, list[float]]] = {}
     try:
         for _ in range(args.rounds):
             for name, make in (("ours", ours), ("posthog", theirs)):
-                costs, rate = one_round(url, make, args.events)
+                costs, rate = one_round(collector, make, args.events)
                 entry = results.setdefault(name, {"median": [], "p99": [], "rate": []})
                 entry["median"].append(statistics.median(costs) / 1000)
                 entry["p99"].append(p99(costs) / 1000)
                 entry["rate"].append(rate)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        collector.close()
 
     print(f"capture(), {args.events} events x {args.rounds} rounds; "
           f"posthog {posthog.VERSION} with its defaults (gzip off, flush_at=100)")

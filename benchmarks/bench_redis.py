@@ -28,19 +28,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import redis
+from _common import ROOT, CollectorProcess
 
-import redis  # noqa: E402
-
-from consumers.consumer import Consumer  # noqa: E402
-from consumers.redis_stream import RedisStreamSink  # noqa: E402
-from consumers.redis_worker import stream_stats  # noqa: E402
+from consumers.consumer import Consumer
+from consumers.redis_stream import RedisStreamSink
+from consumers.redis_worker import stream_stats
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -78,37 +74,6 @@ def redis_server() -> Iterator[str]:
             proc.wait(30)
 
 
-@contextmanager
-def collector_process() -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "consumers.collector", "--port", str(port)],
-        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
-def _http(url: str, data: bytes | None = None) -> object:
-    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"null")
-
-
-def _collector_count(url: str) -> int:
-    records = _http(f"{url}/_collector/records?endpoint=track")
-    assert isinstance(records, list)
-    return len(records)
-
-
-def _reset(url: str) -> None:
-    _http(f"{url}/_collector/reset", b"")
-
-
 def _event(i: int) -> str:
     return json.dumps({"event": "Page viewed", "properties": {
         "token": "tok", "distinct_id": f"user-{i % 1000}", "time": 1_700_000_000_000 + i,
@@ -127,7 +92,7 @@ def _per_call(fn, n: int) -> tuple[float, float]:
     return statistics.median(times) / 1000, times[int(len(times) * 0.99)] / 1000
 
 
-def bench_caller(url: str, collector: str, n: int) -> None:
+def bench_caller(url: str, collector: CollectorProcess, n: int) -> None:
     print(f"\n== caller-side cost per send ({n} events, microseconds) ==")
     client = redis.Redis.from_url(url)
     rows = {}
@@ -139,7 +104,7 @@ def bench_caller(url: str, collector: str, n: int) -> None:
         rows["RedisStreamSink batch_size=100"] = _per_call(sink.send, n)
     with RedisStreamSink(url, "caller-bounded", maxlen=10 * n) as sink:
         rows["RedisStreamSink maxlen (Lua)"] = _per_call(sink.send, n)
-    with Consumer(api_host=collector) as direct:
+    with Consumer(api_host=collector.url) as direct:
         rows["Consumer.send (HTTP, no queue)"] = _per_call(direct.send, min(n, 2000))
     floor = rows["redis-py XADD (floor)"][0]
     for name, (med, p99) in rows.items():
@@ -147,39 +112,40 @@ def bench_caller(url: str, collector: str, n: int) -> None:
     client.close()
 
 
-def _direct_worker(collector: str, start: int, n: int) -> subprocess.Popen[bytes]:
+def _direct_worker(collector: CollectorProcess, start: int, n: int) -> subprocess.Popen[bytes]:
     code = (
         "import sys, json\n"
         "from consumers.buffered import BufferedConsumer\n"
         f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
         "from bench_redis import _event\n"
-        f"c = BufferedConsumer(api_host={collector!r}, max_batch=500)\n"
+        f"c = BufferedConsumer(api_host={collector.url!r}, max_batch=500)\n"
         f"for i in range({start}, {start + n}): c.send('event', _event(i))\n"
         "c.close()\n"
     )
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=ENV)
 
 
-def bench_direct(collector: str, n: int, procs: int) -> float:
-    _reset(collector)
+def bench_direct(collector: CollectorProcess, n: int, procs: int) -> float:
+    collector.reset()
     t0 = time.perf_counter()
     running = [_direct_worker(collector, p * (n // procs), n // procs) for p in range(procs)]
     for proc in running:
         proc.wait()
     elapsed = time.perf_counter() - t0
-    assert _collector_count(collector) == n, _collector_count(collector)
+    arrived = len(collector.records("track"))
+    assert arrived == n, arrived
     return n / elapsed
 
 
-def bench_pipeline(url: str, collector: str, n: int, workers: int) -> float:
-    _reset(collector)
+def bench_pipeline(url: str, collector: CollectorProcess, n: int, workers: int) -> float:
+    collector.reset()
     client = redis.Redis.from_url(url)
     client.delete("tracking")
     client.xgroup_create("tracking", "mixpanel", id="0", mkstream=True)
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "consumers", "worker", "--redis", url, "--api-host",
-             collector, "--consumer-name", f"w{k}", "--batch-size", "1000",
+             collector.url, "--consumer-name", f"w{k}", "--batch-size", "1000",
              "--max-batch", "500"],
             cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -193,7 +159,7 @@ def bench_pipeline(url: str, collector: str, n: int, workers: int) -> float:
             sink.send("event", _event(i))
     while True:
         info = stream_stats(client, "tracking", "mixpanel")
-        if info["lag"] == 0 and info["pending"] == 0 and _collector_count(collector) >= n:
+        if info["lag"] == 0 and info["pending"] == 0 and len(collector.records("track")) >= n:
             break
         time.sleep(0.02)
     elapsed = time.perf_counter() - t0
@@ -215,7 +181,7 @@ def main() -> int:
         return 0
     print(f"machine: {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
           f"events per run {args.events}; runs {args.repeat} (medians)")
-    with redis_server() as url, collector_process() as collector:
+    with redis_server() as url, CollectorProcess() as collector:
         bench_caller(url, collector, min(args.events, 20_000))
         print("\n== end to end, events/s (median of runs) ==")
         results: dict[str, float] = {}

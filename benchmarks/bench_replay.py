@@ -21,23 +21,16 @@ import argparse
 import fcntl
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _common import ROOT, CollectorProcess
 
-from consumers import BufferedConsumer, Consumer  # noqa: E402
-from consumers.file import FileConsumer  # noqa: E402
-from consumers.replay import parse_line, replay  # noqa: E402
+from consumers import BufferedConsumer, Consumer
+from consumers.file import FileConsumer
+from consumers.replay import parse_line, replay
 
 
 def event(n: int) -> str:
@@ -51,41 +44,6 @@ def write_log(path: str, lines: int) -> None:
     with FileConsumer(path) as log:
         for n in range(lines):
             log.send("event", event(n))
-
-
-class CollectorProcess:
-    """``python -m consumers.collector --port N`` in its own process."""
-
-    def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "consumers.collector", "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.stats()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("the collector did not start") from None
-                time.sleep(0.05)
-
-    def stats(self) -> Any:
-        with urllib.request.urlopen(self.url + "/_collector/stats", timeout=10) as r:
-            return json.load(r)
-
-    def reset(self) -> None:
-        req = urllib.request.Request(self.url + "/_collector/reset", data=b"", method="POST")
-        urllib.request.urlopen(req, timeout=30).close()
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 def median_of(repeat: int, run: Callable[[], float]) -> float:
