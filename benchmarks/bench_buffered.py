@@ -25,7 +25,8 @@ rejected and no duplicate, or the benchmark stops.  Rounds alternate which
 client goes first; medians over the rounds and ratios are printed.
 
     python3 benchmarks/bench_buffered.py [--events 20000] [--import-events 40000]
-                                         [--rounds 5] [--quick]
+                                         [--rounds 5] [--batch 50] [--import-batch 2000]
+                                         [--only track,import] [--quick]
 """
 
 from __future__ import annotations
