@@ -1,0 +1,298 @@
+"""Buffered delivery: our ``BufferedConsumer`` next to the ``mixpanel`` package's, same collector.
+
+Both clients post to one local collector running in a separate process
+(``python -m consumers.collector --mode asyncio --fast-json --quiet``, its
+fastest configuration), so the server's work does not count against the
+client.  Cases:
+
+* ``track/50``: ``send`` of pre-built event JSON strings, batches of 50
+  (mixpanel's maximum): ours ``BufferedConsumer(api_host=...).send("event", m)``,
+  peer ``mixpanel.BufferedConsumer(events_url=...).send("events", m)``.  The
+  same strings go to both, so only buffering and delivery are measured.
+* ``track+build/50``: the same through the trackers, message building
+  included: ``Tracker.track`` vs ``Mixpanel.track``, same properties.
+* ``import``: pre-built historical events with service-account auth; ours at
+  batch 2000 (its default gzip'd, strict JSON body), the peer at 50: its
+  ``BufferedConsumer`` caps ``max_size`` at 50 on every endpoint.
+
+Each measurement creates a fresh consumer, posts one warm-up batch (opening
+the keep-alive connection), resets the collector, then times sending
+``--events`` messages plus the final ``flush()``: delivered events/s
+(wall clock, ``perf_counter``) and client CPU per event
+(``time.process_time`` of this process).  After each measurement the
+collector's ``/_collector/stats`` must show every event accepted, none
+rejected and no duplicate, or the benchmark stops.  Rounds alternate which
+client goes first; medians over the rounds and ratios are printed.
+
+    python3 benchmarks/bench_buffered.py [--events 20000] [--import-events 40000]
+                                         [--rounds 5] [--batch 50] [--import-batch 2000]
+                                         [--only track,import] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any, Callable, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import mixpanel  # noqa: E402
+
+from consumers.buffered import BufferedConsumer  # noqa: E402
+from tracker import Tracker  # noqa: E402
+
+TOKEN = "bench-token"
+ACCOUNT = ("bench-user", "bench-secret", "12345")
+PROPS = {
+    "plan": "premium",
+    "amount": 49.99,
+    "items": 3,
+    "coupon": None,
+    "first_purchase": True,
+    "tags": ["spring", "sale"],
+    "referrer": "https://example.com/landing?utm_source=newsletter",
+}
+
+
+# -- the collector process -----------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def control(url: str, method: str, path: str) -> Any:
+    request = urllib.request.Request(
+        url + path, method=method, data=b"" if method == "POST" else None
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+def start_collector() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "consumers.collector", "--port", str(port), "--quiet",
+         "--mode", "asyncio", "--fast-json"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            control(url, "GET", "/_collector/stats")
+            return proc, url
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the collector did not start")
+
+
+# -- messages --------------------------------------------------------------------------
+def build_messages(n: int, time_ms: int, tag: str) -> list[str]:
+    """``n`` distinct compact event JSON strings (as both libraries would send them)."""
+    out = []
+    for i in range(n):
+        message = {
+            "event": "Purchase",
+            "properties": {
+                "token": TOKEN, "distinct_id": f"user-{i % 997}", "time": time_ms + i,
+                "$insert_id": f"{tag}-{i:09d}", "mp_lib": "python",
+                "$lib_version": "0.1.0", **PROPS,
+            },
+        }
+        out.append(json.dumps(message, separators=(",", ":")))
+    return out
+
+
+# -- clients ---------------------------------------------------------------------------
+class Case:
+    """One way of delivering ``n`` events; ``run(i)`` hands over the i-th, ``finish`` flushes."""
+
+    endpoint = "track"
+
+    def run(self, i: int) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+
+class OursSend(Case):
+    def __init__(self, url: str, messages: list[str], message_type: str, batch: int) -> None:
+        kwargs: dict[str, Any] = {"api_host": url, "max_batch": batch}
+        if message_type == "import":
+            kwargs["service_account"] = ACCOUNT
+        self.consumer = BufferedConsumer(**kwargs)
+        self.endpoint = message_type if message_type == "import" else "track"
+        self._send = self.consumer.send
+        self._type = message_type
+        self._messages = messages
+
+    def run(self, i: int) -> None:
+        self._send(self._type, self._messages[i])
+
+    def finish(self) -> None:
+        self.consumer.close()
+
+
+class PeerSend(Case):
+    def __init__(self, url: str, messages: list[str], message_type: str, batch: int) -> None:
+        self.consumer = mixpanel.BufferedConsumer(
+            max_size=batch,
+            events_url=url + "/track",
+            people_url=url + "/engage",
+            groups_url=url + "/groups",
+            import_url=url + "/import",
+            credentials=mixpanel.ServiceAccountCredentials(*ACCOUNT),
+        )
+        self.endpoint = "import" if message_type == "import" else "track"
+        self._send = self.consumer.send
+        self._type = "imports" if message_type == "import" else "events"
+        self._messages = messages
+
+    def run(self, i: int) -> None:
+        self._send(self._type, self._messages[i])
+
+    def finish(self) -> None:
+        self.consumer.flush()
+
+
+class OursTrack(Case):
+    def __init__(self, url: str, batch: int) -> None:
+        self.consumer = BufferedConsumer(api_host=url, max_batch=batch)
+        self.tracker = Tracker(TOKEN, self.consumer)
+
+    def run(self, i: int) -> None:
+        self.tracker.track("user-1234", "Purchase", PROPS)
+
+    def finish(self) -> None:
+        self.consumer.close()
+
+
+class PeerTrack(Case):
+    def __init__(self, url: str, batch: int) -> None:
+        self.consumer = mixpanel.BufferedConsumer(max_size=batch, events_url=url + "/track")
+        self.mp = mixpanel.Mixpanel(TOKEN, consumer=self.consumer)
+
+    def run(self, i: int) -> None:
+        self.mp.track("user-1234", "Purchase", PROPS)
+
+    def finish(self) -> None:
+        self.consumer.flush()
+
+
+# -- measuring -------------------------------------------------------------------------
+def measure(make: Callable[[], Case], url: str, n: int, warmup: int) -> dict[str, float]:
+    """Time ``n`` events through a fresh client; verify the collector has every one."""
+    case = make()
+    for i in range(warmup):  # one batch: opens the connection, warms the code
+        case.run(n + i)
+    case.finish()
+    control(url, "POST", "/_collector/reset")
+    run = case.run
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for i in range(n):
+        run(i)
+    case.finish()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    stats = control(url, "GET", "/_collector/stats")
+    got = stats["endpoints"][case.endpoint]
+    if got["accepted"] != n or got["unique"] != n or got["rejected"] or stats["rejected"]:
+        raise SystemExit(f"delivery check failed: sent {n}, collector has {got}")
+    return {"events_per_s": n / wall, "cpu_us": cpu / n * 1e6, "requests": got["requests"]}
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events per /track measurement")
+    parser.add_argument("--import-events", type=int, default=40_000,
+                        help="events per /import measurement")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=50, help="/track batch size (both)")
+    parser.add_argument("--import-batch", type=int, default=2000, help="our /import batch")
+    parser.add_argument("--quick", action="store_true", help="smoke run: few events, 1 round")
+    parser.add_argument("--only", default="", help="comma-separated case names to run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events, args.import_events, args.rounds = 1000, 4000, 1
+
+    now_ms = int(time.time() * 1000)
+    track_msgs = build_messages(args.events + 2 * args.batch, now_ms - 60_000, "t")
+    import_msgs = build_messages(args.import_events + 2 * args.import_batch,
+                                 now_ms - 10 * 86_400_000, "i")
+    peer_import_batch = min(args.import_batch, 50)
+
+    proc, url = start_collector()
+    # name -> (ours maker, peer maker, events, warm-up events)
+    cases: dict[str, tuple[Callable[[], Case], Callable[[], Case], int, int]] = {
+        f"track/{args.batch} send": (
+            lambda: OursSend(url, track_msgs, "event", args.batch),
+            lambda: PeerSend(url, track_msgs, "event", args.batch),
+            args.events, args.batch),
+        f"track/{args.batch} track+send": (
+            lambda: OursTrack(url, args.batch),
+            lambda: PeerTrack(url, args.batch),
+            args.events, args.batch),
+        f"import/{args.import_batch} (peer /{peer_import_batch}) send": (
+            lambda: OursSend(url, import_msgs, "import", args.import_batch),
+            lambda: PeerSend(url, import_msgs, "import", peer_import_batch),
+            args.import_events, args.import_batch),
+    }
+    if args.only:
+        wanted = args.only.split(",")
+        cases = {k: v for k, v in cases.items() if any(w in k for w in wanted)}
+    results: dict[str, dict[str, list[dict[str, float]]]] = {
+        k: {"ours": [], "peer": []} for k in cases
+    }
+    try:
+        print(f"Python {sys.version.split()[0]}, mixpanel {mixpanel.__version__}, "
+              f"collector {url} (separate process, asyncio+orjson), {os.cpu_count()} CPUs, "
+              f"{args.rounds} round(s), clients alternate order each round")
+        for r in range(args.rounds):
+            for name, (ours, peer, n, warmup) in cases.items():
+                order = [("ours", ours), ("peer", peer)]
+                if r % 2:
+                    order.reverse()
+                for who, make in order:
+                    results[name][who].append(measure(make, url, n, warmup))
+            print(f"  round {r + 1}/{args.rounds} done", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+    def med(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(row[key] for row in rows)
+
+    print(f"\n{'case':34s} {'client':6s} {'events':>7s} {'reqs':>5s} {'events/s':>10s} "
+          f"{'CPU us/ev':>10s} {'ours/peer ev/s':>15s} {'peer/ours CPU':>14s}")
+    for name, by in results.items():
+        ev_ours, ev_peer = med(by["ours"], "events_per_s"), med(by["peer"], "events_per_s")
+        cpu_ours, cpu_peer = med(by["ours"], "cpu_us"), med(by["peer"], "cpu_us")
+        n = cases[name][2]
+        for who, ev, cpu in (("ours", ev_ours, cpu_ours), ("peer", ev_peer, cpu_peer)):
+            reqs = int(med(by[who], "requests"))
+            extra = (f" {ev_ours / ev_peer:14.2f}x {cpu_peer / cpu_ours:13.2f}x"
+                     if who == "peer" else "")
+            print(f"{name:34s} {who:6s} {n:7d} {reqs:5d} {ev:10,.0f} {cpu:10.2f}{extra}")
+        spread = ", ".join(f"{row['events_per_s']:,.0f}" for row in by["ours"])
+        peer_spread = ", ".join(f"{row['events_per_s']:,.0f}" for row in by["peer"])
+        print(f"{'':34s} rounds events/s ours: {spread}; peer: {peer_spread}")
+    print("\nevery measurement verified: the collector accepted every event once, none rejected")
+    if any(k.startswith("import") for k in results):
+        print(f"note: mixpanel.BufferedConsumer caps max_size at 50, so its /import batches "
+              f"hold {peer_import_batch} events (form-encoded, Basic auth + project_id); "
+              f"ours sends {args.import_batch} per request (gzip'd JSON, strict=1)")
+
+
+if __name__ == "__main__":
+    main()
