@@ -34,68 +34,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from typing import Any, Callable, Optional
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import mixpanel
+from _common import PROPS, CollectorProcess
 
-import mixpanel  # noqa: E402
-
-from consumers.buffered import BufferedConsumer  # noqa: E402
-from tracker import Tracker  # noqa: E402
+from consumers.buffered import BufferedConsumer
+from tracker import Tracker
 
 TOKEN = "bench-token"
 ACCOUNT = ("bench-user", "bench-secret", "12345")
-PROPS = {
-    "plan": "premium",
-    "amount": 49.99,
-    "items": 3,
-    "coupon": None,
-    "first_purchase": True,
-    "tags": ["spring", "sale"],
-    "referrer": "https://example.com/landing?utm_source=newsletter",
-}
-
-
-# -- the collector process -----------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def control(url: str, method: str, path: str) -> Any:
-    request = urllib.request.Request(
-        url + path, method=method, data=b"" if method == "POST" else None
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        body = response.read()
-    return json.loads(body) if body else None
-
-
-def start_collector() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "consumers.collector", "--port", str(port), "--quiet",
-         "--mode", "asyncio", "--fast-json"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            control(url, "GET", "/_collector/stats")
-            return proc, url
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the collector did not start")
-
 
 # -- messages --------------------------------------------------------------------------
 def build_messages(n: int, time_ms: int, tag: str) -> list[str]:
@@ -192,20 +143,22 @@ class PeerTrack(Case):
 
 
 # -- measuring -------------------------------------------------------------------------
-def measure(make: Callable[[], Case], url: str, n: int, warmup: int) -> dict[str, float]:
+def measure(
+    make: Callable[[], Case], collector: CollectorProcess, n: int, warmup: int
+) -> dict[str, float]:
     """Time ``n`` events through a fresh client; verify the collector has every one."""
     case = make()
     for i in range(warmup):  # one batch: opens the connection, warms the code
         case.run(n + i)
     case.finish()
-    control(url, "POST", "/_collector/reset")
+    collector.reset()
     run = case.run
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for i in range(n):
         run(i)
     case.finish()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    stats = control(url, "GET", "/_collector/stats")
+    stats = collector.stats()
     got = stats["endpoints"][case.endpoint]
     if got["accepted"] != n or got["unique"] != n or got["rejected"] or stats["rejected"]:
         raise SystemExit(f"delivery check failed: sent {n}, collector has {got}")
@@ -232,7 +185,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                                  now_ms - 10 * 86_400_000, "i")
     peer_import_batch = min(args.import_batch, 50)
 
-    proc, url = start_collector()
+    collector = CollectorProcess("--mode", "asyncio", "--fast-json")
+    url = collector.url
     # name -> (ours maker, peer maker, events, warm-up events)
     cases: dict[str, tuple[Callable[[], Case], Callable[[], Case], int, int]] = {
         f"track/{args.batch} send": (
@@ -264,11 +218,10 @@ def main(argv: Optional[list[str]] = None) -> None:
                 if r % 2:
                     order.reverse()
                 for who, make in order:
-                    results[name][who].append(measure(make, url, n, warmup))
+                    results[name][who].append(measure(make, collector, n, warmup))
             print(f"  round {r + 1}/{args.rounds} done", flush=True)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        collector.close()
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(row[key] for row in rows)
