@@ -448,6 +448,40 @@ def test_a_failure_keeps_exactly_the_unsent_messages(collector: Any) -> None:
     assert collector.stats()["endpoints"]["track"]["duplicates"] == 0
 
 
+def test_a_failure_while_bisecting_keeps_exactly_the_unsent_half(collector: Any) -> None:
+    messages = [event() for _ in range(4)]
+    consumer = buffered(collector, retry=fast(2))
+    for message in messages:
+        consumer.send("event", message)
+    collector.fail_next(1, 413, path="/track")  # [0..3] too large
+    collector.delay_next(1, 0.0, path="/track")  # [0, 1] accepted
+    collector.fail_next(2, 503, path="/track")  # [2, 3] fails twice: budget spent
+    with pytest.raises(RefusedError) as caught:
+        consumer.flush()
+    assert caught.value.status == 503
+    assert caught.value.pending == 2
+    assert consumer.take_pending() == [("event", m) for m in messages[2:]]
+    assert collector.messages("track") == [json.loads(m) for m in messages[:2]]
+
+
+def test_a_batch_track_finds_wholly_invalid_is_reported_and_dropped(collector: Any) -> None:
+    invalid = [json.dumps({"event": "No token", "properties": {"i": i}}) for i in range(3)]
+    consumer = buffered(collector, retry=fast(5))
+    for message in invalid:
+        consumer.send("event", message)
+    consumer.send("profile_update", profile_update())
+    with pytest.raises(RefusedError) as caught:
+        consumer.flush()
+    assert caught.value.status == 200
+    assert caught.value.messages == [("event", m) for m in invalid]
+    assert caught.value.pending == 0
+    assert [(r["path"], r["status"]) for r in collector.requests()] == [
+        ("/track", 200), ("/engage", 200)]  # not retried; the other type still sent
+    assert len(collector.messages("engage")) == 1
+    consumer.flush()
+    assert len(collector.requests()) == 2
+
+
 @pytest.mark.parametrize("fault", ["401", "403", "429", "drop"])
 def test_a_final_or_exhausted_failure_keeps_the_batch_buffered(collector: Any, fault: str) -> None:
     messages = [event() for _ in range(3)]

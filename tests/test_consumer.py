@@ -461,6 +461,16 @@ def test_retry_after_past_the_budget_stops_at_once(collector: Any) -> None:
     assert len(collector.requests()) == 1
 
 
+def test_a_long_retry_after_is_capped_by_the_policy(collector: Any) -> None:
+    collector.fail_next(2, 429, retry_after=30)
+    started = time.monotonic()
+    with Consumer(api_host=collector.url, retry=fast(3, max_retry_after=0.05)) as consumer:
+        consumer.send("event", event())
+    assert time.monotonic() - started < 5.0
+    assert [r["status"] for r in collector.requests()] == [429, 429, 200]
+    assert len(collector.messages("track")) == 1
+
+
 def test_the_total_retry_budget_stops_retrying(collector: Any) -> None:
     collector.fail_next(1000, 503)
     policy = fast(1000, initial_backoff=0.05, max_backoff=0.05, multiplier=1.0,
