@@ -189,8 +189,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--burst", type=int, default=50_000)
     args = parser.parse_args(argv)
     # peers log one warning per dropped event (counted below instead)
+    # (posthog resets its logger's level in every constructor, so levels are not enough)
     for name in ("posthog", "segment", "analytics", "consumers"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+        logging.getLogger(name).disabled = True
 
     collector = CollectorProcess()
     url = collector.url
