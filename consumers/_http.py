@@ -35,6 +35,7 @@ import requests.adapters
 import requests.utils
 
 from consumers._closing import Closing
+from consumers.endpoints import redact_url
 from consumers.errors import PayloadTooLargeError, RefusedError, TimeoutError_, TransportError
 from consumers.retry import RetryableRefusal, RetryPolicy, parse_retry_after, retrying
 
@@ -131,8 +132,8 @@ class _Session(requests.Session):
 
 
 def _describe(url: str) -> str:
-    """The URL without its query, for messages (the query may carry a project id)."""
-    return url.split("?", 1)[0]
+    """The URL for messages: no query (it may carry a project id), no password."""
+    return redact_url(url.split("?", 1)[0])
 
 
 def _short(text: str, limit: int = 300) -> str:

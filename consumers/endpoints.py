@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Optional
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-__all__ = ["MESSAGE_TYPES", "REGIONS", "Endpoints"]
+__all__ = ["MESSAGE_TYPES", "REGIONS", "Endpoints", "redact_url"]
 
 #: The tuple types, with the Ruby library's names.
 MESSAGE_TYPES = ("event", "profile_update", "group_update", "import")
@@ -30,6 +31,22 @@ def _strip_slash(url: str) -> str:
     return url.rstrip("/")
 
 
+def redact_url(url: str) -> str:
+    """``url`` fit for a log or an error: a password in it (``https://user:pw@proxy``) masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _redacted_repr(url: str) -> str:
+    return repr(redact_url(url))
+
+
 @attrs.frozen
 class Endpoints:
     """The URL for each message type. Build with :meth:`region`, :meth:`host` or directly.
@@ -38,16 +55,16 @@ class Endpoints:
     'https://api-eu.mixpanel.com/track'
     """
 
-    events: str = attrs.field(converter=_strip_slash)
-    update: str = attrs.field(converter=_strip_slash)
-    groups: str = attrs.field(converter=_strip_slash)
-    imports: str = attrs.field(converter=_strip_slash)
+    events: str = attrs.field(converter=_strip_slash, repr=_redacted_repr)
+    update: str = attrs.field(converter=_strip_slash, repr=_redacted_repr)
+    groups: str = attrs.field(converter=_strip_slash, repr=_redacted_repr)
+    imports: str = attrs.field(converter=_strip_slash, repr=_redacted_repr)
 
     @classmethod
     def host(cls, api_host: str) -> Endpoints:
         """Every type on one base URL (a proxy, a self-hosted relay, the local collector)."""
         if "://" not in api_host:
-            raise ValueError(f"api_host must be a URL with a scheme, got {api_host!r}")
+            raise ValueError(f"api_host must be a URL with a scheme, got {redact_url(api_host)!r}")
         base = _strip_slash(api_host)
         return cls(*(base + _PATHS[t] for t in MESSAGE_TYPES))
 

@@ -40,6 +40,7 @@ import requests
 
 from consumers._closing import Closing
 from consumers._http import HttpTransport
+from consumers.endpoints import redact_url
 from consumers.errors import DeliveryError, Message, PayloadTooLargeError, RefusedError
 from consumers.retry import RetryPolicy
 
@@ -169,7 +170,7 @@ class PostHogConsumer(Closing):
         self._closed = False
 
     def __repr__(self) -> str:
-        return (f"PostHogConsumer(url={self.url!r}, max_batch={self.max_batch}, "
+        return (f"PostHogConsumer(url={redact_url(self.url)!r}, max_batch={self.max_batch}, "
                 f"max_batch_bytes={self.max_batch_bytes}, gzip={self.gzip})")
 
     # -- the sink ----------------------------------------------------------------

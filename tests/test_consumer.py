@@ -539,3 +539,15 @@ def test_delivery_errors_are_one_family(collector: Any) -> None:
     with Consumer(api_host=collector.url, retry=RetryPolicy.never()) as consumer:
         with pytest.raises(DeliveryError):
             consumer.send("event", event())
+
+
+def test_a_password_in_a_proxy_url_stays_out_of_repr_and_errors(collector: Any) -> None:
+    port = collector.url.rsplit(":", 1)[1]
+    consumer = Consumer(api_host=f"http://relay:hunter2@127.0.0.1:{port}",
+                        retry=RetryPolicy(max_attempts=1))
+    assert "hunter2" not in repr(consumer) and "relay:***@" in repr(consumer)
+    collector.fail_next(1, 400)
+    with pytest.raises(RefusedError) as info:
+        consumer.send("event", json.dumps({"event": "e", "properties": {"token": "t"}}))
+    assert "hunter2" not in str(info.value) and "hunter2" not in repr(info.value)
+    consumer.close()
