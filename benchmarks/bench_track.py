@@ -12,26 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from typing import Any, Callable
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _common import PROPS
 
 from tracker import _json
 from tracker.tracker import Tracker
-
-PROPS = {
-    "plan": "premium",
-    "amount": 49.99,
-    "items": 3,
-    "coupon": None,
-    "first_purchase": True,
-    "tags": ["spring", "sale"],
-    "referrer": "https://example.com/landing?utm_source=newsletter",
-}
 
 
 def noop(message_type: str, message_json: str) -> None:

@@ -7,13 +7,22 @@ every assertion is about what the collector received.
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
 from typing import Any, Optional
 
 import pytest
+from consumer_messages import (
+    ENDPOINT,
+    PATHS,
+    TOKEN,
+    _ids,
+    event,
+    now_ms,
+    profile_update,
+    quick_retry,
+)
 
 from consumers.buffered import MAX_MESSAGE_BYTES, BufferedConsumer
 from consumers.collector import Collector
@@ -26,38 +35,9 @@ from consumers.errors import (
 )
 from consumers.retry import RetryPolicy
 
-TOKEN = "project-token-1"
-PATHS = {"event": "/track", "profile_update": "/engage", "group_update": "/groups",
-         "import": "/import"}
-ENDPOINT = {t: p.strip("/") for t, p in PATHS.items()}
-
-_ids = itertools.count()
-
 
 def fast(attempts: int = 3, **kwargs: Any) -> RetryPolicy:
-    """A retry policy with millisecond backoffs: tests count attempts, they do not wait."""
-    settings: dict[str, Any] = {
-        "max_attempts": attempts, "initial_backoff": 0.001, "rate_limit_backoff": 0.001,
-        "max_backoff": 0.01, "max_elapsed": 20.0, "jitter": 0.0,
-    }
-    settings.update(kwargs)
-    return RetryPolicy(**settings)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def event(name: str = "Signed up", **props: Any) -> str:
-    properties = {"token": TOKEN, "distinct_id": "user-1", "time": now_ms(),
-                  "$insert_id": f"ins-{next(_ids)}"}
-    properties.update(props)
-    return json.dumps({"event": name, "properties": properties})
-
-
-def profile_update() -> str:
-    return json.dumps({"$token": TOKEN, "$distinct_id": "user-1", "$time": now_ms(),
-                       "$set": {"n": next(_ids)}})
+    return quick_retry(attempts, **kwargs)
 
 
 def group_update() -> str:

@@ -7,7 +7,6 @@ which headers and query, how many attempts, which records were stored.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import logging
 import time
@@ -16,6 +15,16 @@ from typing import Any, Optional
 
 import pytest
 import requests
+from consumer_messages import (
+    ENDPOINT,
+    PATHS,
+    TOKEN,
+    _ids,
+    event,
+    now_ms,
+    profile_update,
+    quick_retry,
+)
 
 from consumers.collector import Collector
 from consumers.consumer import MAX_BATCH, Consumer, ServiceAccount
@@ -32,43 +41,15 @@ from consumers.errors import (
 from consumers.retry import RetryPolicy
 from demo._local_routing import local_session
 
-TOKEN = "project-token-1"
 SA_USER = "sa.importer"
 SA_SECRET = "sa-secret-9f2c41d7e0"
 PROJECT_ID = "4242"
 
 HOSTS = {"us": "api.mixpanel.com", "eu": "api-eu.mixpanel.com", "in": "api-in.mixpanel.com"}
-PATHS = {"event": "/track", "profile_update": "/engage", "group_update": "/groups",
-         "import": "/import"}
-ENDPOINT = {t: p.strip("/") for t, p in PATHS.items()}
-
-_ids = itertools.count()
 
 
 def fast(attempts: int = 4, **kwargs: Any) -> RetryPolicy:
-    """A retry policy with millisecond backoffs: tests count attempts, they do not wait."""
-    settings: dict[str, Any] = {
-        "max_attempts": attempts, "initial_backoff": 0.001, "rate_limit_backoff": 0.001,
-        "max_backoff": 0.01, "max_elapsed": 20.0, "jitter": 0.0,
-    }
-    settings.update(kwargs)
-    return RetryPolicy(**settings)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def event(name: str = "Signed up", **props: Any) -> str:
-    properties = {"token": TOKEN, "distinct_id": "user-1", "time": now_ms(),
-                  "$insert_id": f"ins-{next(_ids)}"}
-    properties.update(props)
-    return json.dumps({"event": name, "properties": properties})
-
-
-def profile_update() -> str:
-    return json.dumps({"$token": TOKEN, "$distinct_id": "user-1", "$time": now_ms(),
-                       "$set": {"plan": "pro", "n": next(_ids)}})
+    return quick_retry(attempts, **kwargs)
 
 
 def group_update() -> str:
