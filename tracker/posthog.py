@@ -39,6 +39,7 @@ from typing import Any, Callable, Optional, Union
 from tracker import _json, _validation
 from tracker._version import __version__
 from tracker.errors import InvalidInputError, InvalidTypeError
+from tracker.tracker import _is_delivery_error, _sink_callable
 
 __all__ = [
     "LIB_NAME",
@@ -88,11 +89,6 @@ def _status_of(error: BaseException) -> int:
     return status if isinstance(status, int) else NO_RESPONSE
 
 
-def _is_delivery_error(error: BaseException) -> bool:
-    # by name: the tracker imports no IO, so it cannot import consumers.errors
-    return any(c.__name__ == "DeliveryError" for c in type(error).__mro__)
-
-
 def _is_transient(error: BaseException) -> bool:
     """An outage the background queue keeps messages through (the same rule it uses)."""
     if not _is_delivery_error(error):
@@ -105,18 +101,6 @@ def _is_transient(error: BaseException) -> bool:
 
 def _describe(error: BaseException, count: int, what: str) -> str:
     return f"{count} PostHog message(s) {what}: {type(error).__name__}: {error}"
-
-
-def _sink_callable(sink: Any) -> Sink:
-    send = getattr(sink, "send", None)
-    if callable(send):
-        return send  # type: ignore[no-any-return]
-    if callable(sink):
-        return sink  # type: ignore[no-any-return]
-    raise InvalidTypeError(
-        f"sink must be a callable (type, message_json) or a consumer with .send, "
-        f"got {type(sink).__name__}"
-    )
 
 
 def _check_api_key(api_key: Any) -> str:
@@ -279,7 +263,7 @@ class Client:
                     "consumer; with a sink, configure the consumer you pass"
                 )
             self._sink_obj = sink
-        self._send: Sink = _sink_callable(self._sink_obj)
+        self._send: Sink = _sink_callable(self._sink_obj, "sink")
 
     def _default_sink(
         self,
