@@ -48,6 +48,29 @@ class CollectorProcess:
         self.url = first.split("listening on ", 1)[1].split()[0]
         self.port = int(self.url.rsplit(":", 1)[1])
 
+    def separate_cpus(self) -> bool:
+        """Run the collector on the last CPU, this thread (and threads it starts) on the others.
+
+        The collector stands in for a remote service, whose CPU is not the
+        client's: on a small machine, sharing CPUs with it lets the scheduler
+        pause the client for whole time slices.  False where that is not
+        possible (one CPU, or no ``sched_setaffinity``).
+        """
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if len(cpus) < 2:
+            return False
+        os.sched_setaffinity(self.proc.pid, {cpus[-1]})
+        os.sched_setaffinity(0, set(cpus[:-1]))
+        self._cpus = cpus
+        return True
+
+    def share_cpus(self) -> None:
+        """Undo :meth:`separate_cpus`: the collector and this process share every CPU."""
+        cpus = getattr(self, "_cpus", None)
+        if cpus:
+            os.sched_setaffinity(self.proc.pid, set(cpus))
+            os.sched_setaffinity(0, set(cpus))
+
     def get(self, path: str) -> Any:
         """GET a read-API path (``/_collector/stats``) and decode its JSON."""
         with urllib.request.urlopen(self.url + path, timeout=60) as response:

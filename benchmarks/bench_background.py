@@ -11,7 +11,11 @@ Clients, each sending to the same local collector (a separate process,
 Phases:
 
 1. caller cost: each call timed with ``perf_counter_ns`` (median, p99) while the
-   client's own worker delivers in the background;
+   client's own worker delivers in the background; measured twice where the
+   machine has two CPUs or more: (a) with the collector on a CPU of its own, as
+   a remote service would be, and (b) with the collector sharing the client's
+   CPUs, where the scheduler pauses the caller for whole time slices while the
+   collector works (that shows in p99, for every client alike);
 2. burst: ``--burst`` events as fast as possible, then flush; events/s from the
    first call until the collector has them, client CPU per event
    (``time.process_time``), and delivered vs sent (what each client lost).
@@ -206,17 +210,26 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         print(f"Python {sys.version.split()[0]}, collector {url} (separate process), "
               f"{os.cpu_count()} CPUs")
-        print(f"\n1. caller cost: {args.rounds} rounds x {args.calls} timed calls")
-        costs = {}
-        for key, make in makers.items():
-            collector.reset()
-            costs[key] = caller_cost(make, args.calls, args.rounds)
-        peers = [k for k in ("posthog", "segment")]
-        best_peer = min(peers, key=lambda k: costs[k][1])
-        print(f"{'client':58s} {'median':>9s} {'p99':>9s} {'x best peer':>12s}")
-        for _key, (name, med, p99) in costs.items():
-            ratio = med / costs[best_peer][1]
-            print(f"{name:58s} {med / 1000:7.2f}us {p99 / 1000:7.2f}us {ratio:12.2f}")
+        placements = [("collector sharing the client's CPUs", False)]
+        if collector.separate_cpus():
+            placements.insert(0, ("collector on a CPU of its own, as a remote service is", True))
+        for i, (placement, alone) in enumerate(placements):
+            if alone:
+                collector.separate_cpus()
+            else:
+                collector.share_cpus()
+            print(f"\n1{'ab'[i]}. caller cost, {placement}: "
+                  f"{args.rounds} rounds x {args.calls} timed calls")
+            costs = {}
+            for key, make in makers.items():
+                collector.reset()
+                costs[key] = caller_cost(make, args.calls, args.rounds)
+            best_peer = min(("posthog", "segment"), key=lambda k: costs[k][1])
+            print(f"{'client':58s} {'median':>9s} {'p99':>9s} {'x best peer':>12s}")
+            for _key, (name, med, p99) in costs.items():
+                ratio = med / costs[best_peer][1]
+                print(f"{name:58s} {med / 1000:7.2f}us {p99 / 1000:7.2f}us {ratio:12.2f}")
+        collector.share_cpus()
 
         print(f"\n2. burst: {args.burst} events as fast as one thread can, then flush")
         print(f"{'client':58s} {'delivered':>10s} {'lost':>7s} {'events/s':>9s} "
