@@ -151,7 +151,7 @@ class Collector:
         return self._store.unique(endpoint)
 
     def requests(self) -> list[dict[str, Any]]:
-        """Request log: method, path, query, headers (redacted), status, n_records, bytes."""
+        """Request log: method, path, query, headers (redacted), status, n_records, bytes, peer."""
         return self._store.requests()
 
     def stats(self) -> dict[str, Any]:

@@ -485,6 +485,17 @@ def test_request_log_entries(collector, session):
     assert entry["bytes"] > 0
 
 
+def test_request_log_names_the_connection_each_request_came_on(any_collector, session):
+    url = any_collector.url + "/track"
+    session.post(url, data=form([event()]))
+    session.post(url, data=form([event()]))  # the same keep-alive connection
+    with requests.Session() as other:
+        other.post(url, data=form([event()]))
+    first, second, third = (entry["peer"] for entry in any_collector.requests())
+    assert first.startswith("127.0.0.1:")
+    assert first == second != third
+
+
 def test_reset_forgets_records_and_faults(collector, session):
     session.post(collector.url + "/track", data=form([event()]))
     collector.fail_next(5, 500)

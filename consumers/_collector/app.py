@@ -47,12 +47,21 @@ _TOO_LARGE = f"request exceeds max limit of {MAX_IMPORT_BYTES} bytes"
 
 
 class Request:
-    """One HTTP request, as the server read it (header names lower-cased)."""
+    """One HTTP request, as the server read it (header names lower-cased).
 
-    __slots__ = ("body", "headers", "method", "path", "query", "raw_headers")
+    ``peer`` is the client's ``host:port``: requests on one keep-alive
+    connection share it.
+    """
+
+    __slots__ = ("body", "headers", "method", "path", "peer", "query", "raw_headers")
 
     def __init__(
-        self, method: str, target: str, raw_headers: list[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        target: str,
+        raw_headers: list[tuple[str, str]],
+        body: bytes,
+        peer: str = "",
     ) -> None:
         path, _, query = target.partition("?")
         self.method = method
@@ -61,6 +70,7 @@ class Request:
         self.raw_headers = raw_headers
         self.headers = {k.lower(): v for k, v in raw_headers}
         self.body = body
+        self.peer = peer
 
 
 class Response:
@@ -174,6 +184,7 @@ class App:
             "bytes": len(request.body),
             "endpoint": route,
             "fault": None,
+            "peer": request.peer,
         }
         if fault is not None and fault.delay is None:
             entry["fault"] = "drop" if fault.drop else "status"

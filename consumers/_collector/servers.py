@@ -70,6 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve_connection(self) -> None:
         sock = self.connection
+        peer = _peer(self.client_address)
         buffer = b""
         while True:
             end = buffer.find(b"\r\n\r\n")
@@ -106,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 buffer += chunk
             buffer = buffer[stop:]
-            response = self.server.app.handle(Request(method, target, headers, body))
+            response = self.server.app.handle(Request(method, target, headers, body, peer))
             if response.drop:
                 _abort(sock)
                 return
@@ -118,6 +119,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+def _peer(address: Any) -> str:
+    """``host:port`` of a client address (``""`` when unknown)."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return ""
 
 
 def _abort(sock: socket.socket) -> None:
@@ -182,10 +190,12 @@ class _Connection(asyncio.Protocol):
         self._busy = False
         self._continued = False
         self._transport: Optional[asyncio.Transport] = None
+        self._peer = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._peer = _peer(transport.get_extra_info("peername"))
         self._server.connections.add(transport)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
@@ -226,7 +236,8 @@ class _Connection(asyncio.Protocol):
                 rest = buffer[start + length:]
             self._buffer = rest
             self._continued = False
-            response = self._server.app.handle(Request(method, target, headers, body))
+            response = self._server.app.handle(
+                Request(method, target, headers, body, self._peer))
             if response.drop:
                 self._transport.abort()
                 return
