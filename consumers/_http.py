@@ -35,6 +35,7 @@ import requests.adapters
 import requests.utils
 
 from consumers._closing import Closing
+from consumers._fork import forget_pooled_connections, reset_in_children
 from consumers.endpoints import redact_url
 from consumers.errors import PayloadTooLargeError, RefusedError, TimeoutError_, TransportError
 from consumers.retry import RetryableRefusal, RetryPolicy, parse_retry_after, retrying
@@ -176,6 +177,7 @@ class HttpTransport(Closing):
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
+        reset_in_children(self)
 
     def __repr__(self) -> str:
         return (
@@ -241,6 +243,29 @@ class HttpTransport(Closing):
         """Close the pooled connections (only of a session this transport created)."""
         if self._owns_session:
             self.session.close()
+
+    def reset_after_fork(self) -> None:
+        """In a fork child: forget the parent's keep-alive connections.
+
+        Called by itself in every child.  Without it, parent and child would
+        write requests to the same sockets and read each other's answers.
+        Applies to a caller's own session too: its connections are the
+        parent's just the same.
+        """
+        adapters = {id(adapter): adapter for adapter in self.session.adapters.values()}
+        for adapter in adapters.values():
+            if not isinstance(adapter, requests.adapters.HTTPAdapter):
+                continue
+            forget_pooled_connections(adapter.poolmanager)
+            for manager in adapter.proxy_manager.values():
+                forget_pooled_connections(manager)
+            adapter.proxy_manager = {}
+            adapter.init_poolmanager(
+                getattr(adapter, "_pool_connections", requests.adapters.DEFAULT_POOLSIZE),
+                getattr(adapter, "_pool_maxsize", requests.adapters.DEFAULT_POOLSIZE),
+                block=getattr(adapter, "_pool_block", requests.adapters.DEFAULT_POOLBLOCK),
+            )
+
 
 def _reason(exc: BaseException) -> str:
     """A short cause for a transport failure; requests' own text can be very long."""

@@ -49,6 +49,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Protocol, Union
 
 from consumers._closing import Closing
+from consumers._fork import reset_in_children
 from consumers.consumer import MAX_BATCH, Consumer
 from consumers.endpoints import MESSAGE_TYPES
 from consumers.errors import (
@@ -150,6 +151,7 @@ class BufferedConsumer(Closing):
         self._buffers: dict[str, list[str]] = {t: [] for t in MESSAGE_TYPES}
         self._bytes: dict[str, int] = dict.fromkeys(MESSAGE_TYPES, 0)
         self._checked: set[str] = set()
+        reset_in_children(self)
 
     def __repr__(self) -> str:
         return (
@@ -340,6 +342,18 @@ class BufferedConsumer(Closing):
         return taken
 
     # -- lifecycle ----------------------------------------------------------------
+
+    def reset_after_fork(self) -> None:
+        """In a fork child: start empty (the parent sends what it buffered) on new connections.
+
+        Called by itself in every child.
+        """
+        self._lock = threading.Lock()
+        self._buffers = {t: [] for t in MESSAGE_TYPES}
+        self._bytes = dict.fromkeys(MESSAGE_TYPES, 0)
+        reset = getattr(self.consumer, "reset_after_fork", None)
+        if callable(reset):
+            reset()
 
     def close(self) -> None:
         """Flush, then close the consumer this object created (even if the flush raised)."""

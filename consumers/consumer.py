@@ -290,6 +290,10 @@ class Consumer(Closing):
         if self._owns_transport:
             self.transport.close()
 
+    def reset_after_fork(self) -> None:
+        """In a fork child: open new connections instead of sharing the parent's."""
+        self.transport.reset_after_fork()
+
 def _check_status_answer(response: requests.Response) -> None:
     """Raise RefusedError for ``0`` / ``{"status": 0, ...}`` (the request was refused)."""
     text = response.text.strip()

@@ -38,6 +38,7 @@ import threading
 from typing import Optional, Union
 
 from consumers._closing import Closing
+from consumers._fork import reset_in_children
 
 __all__ = ["FSYNC_POLICIES", "SEGMENT_PATTERN", "FileConsumer", "list_segments", "segment_name"]
 
@@ -144,6 +145,14 @@ class FileConsumer(Closing):
         else:
             self._fd = _open_append(self.path)
         self._repair_pending = self._check_torn_tail()
+        reset_in_children(self)
+
+    def reset_after_fork(self) -> None:
+        """In a fork child: a lock of its own (lines still append whole to the same file).
+
+        Called by itself in every child.
+        """
+        self._lock = threading.Lock()
 
     # -- the sink -------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from typing import Optional, Union
 import requests
 
 from consumers._closing import Closing
+from consumers._fork import reset_in_children
 from consumers._http import HttpTransport
 from consumers.endpoints import redact_url
 from consumers.errors import DeliveryError, Message, PayloadTooLargeError, RefusedError
@@ -168,6 +169,7 @@ class PostHogConsumer(Closing):
         self._lock = threading.Lock()
         self._flush_lock = threading.RLock()
         self._closed = False
+        reset_in_children(self)
 
     def __repr__(self) -> str:
         return (f"PostHogConsumer(url={redact_url(self.url)!r}, max_batch={self.max_batch}, "
@@ -265,6 +267,17 @@ class PostHogConsumer(Closing):
         error.pending = len(self._buffer)
 
     # -- lifecycle -----------------------------------------------------------------
+
+    def reset_after_fork(self) -> None:
+        """In a fork child: start empty (the parent sends what it buffered) on new connections.
+
+        Called by itself in every child.
+        """
+        self._lock = threading.Lock()
+        self._flush_lock = threading.RLock()
+        self._buffer = []
+        self._buffered_bytes = 0
+        self._http.reset_after_fork()
 
     def close(self) -> None:
         """Flush, then release the connection (also when the flush raises)."""

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from consumers._closing import Closing
+from consumers._fork import reset_in_children
 from consumers.errors import DeliveryError, Message, TransportError
 
 if TYPE_CHECKING:
@@ -181,6 +182,7 @@ class RedisStreamSink(Closing):
         self._buffer_since = 0.0
         self._degraded = False
         self._closed = False
+        reset_in_children(self)
 
     def __repr__(self) -> str:
         return (
@@ -229,6 +231,15 @@ class RedisStreamSink(Closing):
             batch, self._buffer = self._buffer, []
         if batch:
             self._write(batch)
+
+    def reset_after_fork(self) -> None:
+        """In a fork child: start with an empty batch (the parent writes what it buffered).
+
+        Called by itself in every child; the Redis client opens new
+        connections in a child by itself.
+        """
+        self._lock = threading.Lock()
+        self._buffer = []
 
     def close(self) -> None:
         """Flush, then close the client if this sink created it."""

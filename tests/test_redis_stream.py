@@ -119,3 +119,23 @@ def test_fallback_to_a_file_spool_keeps_every_message(tmp_path):
         for line in f.read_text().splitlines()
     ]
     assert lines == [["event", MSG], ["profile_update", '{"$set":{"a":1}}']]
+
+
+def test_a_forked_child_does_not_write_the_parents_batch(redis_srv):
+    import os
+
+    with RedisStreamSink(redis_srv.url, "s", batch_size=10, flush_interval=3600) as sink:
+        sink.send("event", '{"n":"parent"}')
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if sink.pending() == 0 else 3
+                sink.send("event", '{"n":"child"}')
+                sink.flush()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert sink.pending() == 1
+    assert sorted(m for _t, m in _entries(redis_srv, "s")) == ['{"n":"child"}', '{"n":"parent"}']

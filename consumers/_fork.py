@@ -1,0 +1,64 @@
+"""Consumers in a forked child start clean: what the parent holds stays the parent's.
+
+After ``os.fork()`` (gunicorn with ``--preload``, Celery prefork,
+``multiprocessing``) the child has a copy of every consumer: buffered
+messages the parent will still send, keep-alive sockets the parent still
+reads from, and locks that a parent thread may have held at the instant of
+the fork.  Objects registered here get ``reset_after_fork()`` called in
+every child, before the child's own code runs again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import weakref
+from typing import Any
+
+__all__ = ["forget_pooled_connections", "reset_in_children"]
+
+logger = logging.getLogger(__name__)
+
+_registered: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def reset_in_children(obj: Any) -> None:
+    """Call ``obj.reset_after_fork()`` in each child forked while ``obj`` is alive."""
+    _registered.add(obj)
+
+
+def forget_pooled_connections(manager: Any) -> None:
+    """Drop a ``urllib3`` pool manager's idle connections, in a fork child.
+
+    Each socket is closed in this process only (the parent's connection
+    stays open), and each pool's queue is renewed, so that nothing later
+    waits on a lock a parent thread held at the fork.
+    """
+    container = getattr(getattr(manager, "pools", None), "_container", None)
+    pools = list(container.values()) if isinstance(container, dict) else []
+    for pool in pools:
+        idle = getattr(pool, "pool", None)
+        if not isinstance(idle, queue.Queue):
+            continue
+        connections = list(getattr(idle, "queue", ()))
+        idle.__init__(idle.maxsize)  # type: ignore[misc]  # empty, with fresh locks
+        for connection in connections:
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                try:
+                    sock.close()  # this process's descriptor only: no shutdown()
+                except OSError:
+                    pass
+
+
+def _after_fork_in_child() -> None:
+    for obj in list(_registered):
+        try:
+            obj.reset_after_fork()
+        except Exception:
+            logger.exception("resetting %s after fork failed", type(obj).__name__)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
