@@ -39,10 +39,11 @@ left behind by processes that are gone.
 Fork safety: after ``os.fork()`` the child starts with an empty queue, fresh
 locks, its own spool subfolder and no worker thread (one starts on the first
 ``send()``), so it never sends the parent's queued messages.  The wrapped sink's
-``reset_after_fork()`` is called in the child when it has one; otherwise its
-buffered messages are discarded with ``take_pending()`` (they belong to the
-parent), and the fork waits for any delivery in progress so the child does not
-inherit a half-used sink.
+``reset_after_fork()`` is called in the child when it has one (every consumer
+in this package has), and the fork does not wait for the parent's worker.
+Otherwise the sink's buffered messages are discarded in the child with
+``take_pending()`` (they belong to the parent), and the fork waits for any
+delivery in progress so the child does not inherit a half-used sink.
 
 ``on_error(error, messages)`` runs on the worker thread for messages that are
 lost for good: dropped, refused by the service, or undeliverable at close
@@ -57,15 +58,15 @@ import itertools
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from consumers._closing import Closing
+from consumers._spool import Spool
 from consumers.errors import DeliveryError, Message, RefusedError, TransportError
 
 __all__ = ["BackgroundConsumer", "ErrorCallback", "QueueFullError"]
@@ -118,181 +119,6 @@ class _Marker:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.ok = False
-
-
-class _Stop(Exception):
-    """Ends a replay early: the destination failed again."""
-
-
-class _Spool:
-    """This process's spill folder: segments written by FileConsumer, replayed in order.
-
-    Layout: ``<root>/<pid>-<random>/seg-<n>/``.  Only the newest segment is
-    written; older ones are complete and can be replayed and removed.  A lock
-    file (``flock``) in the process folder tells other processes it is alive.
-    """
-
-    def __init__(self, root: Optional[Path]) -> None:
-        self._root_given = root
-        self._lock = threading.Lock()
-        self._dir: Optional[Path] = None
-        self._lock_file: Optional[Any] = None
-        self._writer: Optional[Any] = None
-        self._seq = 0
-        self._segments: list[Path] = []  # holding messages, oldest first (the last may be open)
-        self._failed = False
-        self.count = 0  # messages on disk not yet read back
-
-    # -- locations -------------------------------------------------------------
-    @property
-    def root(self) -> Path:
-        if self._root_given is not None:
-            return self._root_given
-        return Path(tempfile.gettempdir())
-
-    @property
-    def path(self) -> Optional[Path]:
-        return self._dir
-
-    def _ensure_dir(self) -> Path:
-        if self._dir is None:
-            prefix = "" if self._root_given is not None else "tracking-spool-"
-            self.root.mkdir(parents=True, exist_ok=True)
-            folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=self.root))
-            self._lock_file = _try_lock(folder)
-            self._dir = folder
-        return self._dir
-
-    # -- writing (any thread) --------------------------------------------------
-    def write(self, items: Sequence[Message]) -> bool:
-        """Append ``items``; False when the spool cannot be written (nothing written)."""
-        with self._lock:
-            if self._failed:
-                return False
-            try:
-                if self._writer is None:
-                    from consumers.file import FileConsumer
-
-                    self._seq += 1
-                    folder = self._ensure_dir() / f"seg-{self._seq:06d}"
-                    self._writer = FileConsumer(f"{folder}{os.sep}")  # a spool folder
-                    self._segments.append(folder)
-                for message_type, message_json in items:
-                    self._writer.send(message_type, message_json)
-            except (OSError, ImportError) as error:
-                self._failed = True
-                logger.error("background consumer: cannot write the spool in %s: %s",
-                             self.root, error)
-                return False
-            self.count += len(items)
-            return True
-
-    def flush_for_fork(self) -> None:
-        with self._lock:
-            if self._writer is not None:
-                self._writer.flush()
-
-    # -- reading (worker thread) -----------------------------------------------
-    def seal(self) -> None:
-        """Close the open segment so it can be replayed."""
-        with self._lock:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
-
-    def segments(self) -> list[Path]:
-        """Complete segments, oldest first (the open one excluded)."""
-        with self._lock:
-            if self._writer is not None:
-                return self._segments[:-1]
-            return list(self._segments)
-
-    def orphans(self) -> Iterator[Path]:
-        """Folders under a user-given root left by processes that are gone.
-
-        Each is locked while the caller handles it, so two live processes never
-        replay the same one.
-        """
-        root = self._root_given
-        if root is None or not root.is_dir():
-            return
-        for folder in sorted(root.iterdir()):
-            if folder == self._dir or not (folder / ".lock").exists():
-                continue
-            handle = _try_lock(folder)
-            if handle is None:
-                continue  # its process is alive, or someone else adopted it
-            try:
-                yield folder
-            finally:
-                handle.close()
-
-    def read_back(self, n: int = 1) -> None:
-        """``n`` messages left the disk for the wrapped consumer."""
-        with self._lock:
-            self.count = max(0, self.count - n)
-
-    def done(self, folder: Path) -> None:
-        """``folder`` was replayed completely: remove it."""
-        shutil.rmtree(folder, ignore_errors=True)
-        with self._lock:
-            if folder in self._segments:
-                self._segments.remove(folder)
-            if not self._segments:
-                self.count = 0
-
-    @property
-    def has_data(self) -> bool:
-        return bool(self._segments)
-
-    def close(self) -> None:
-        """Close the writer; remove this process's folder if nothing is left in it."""
-        self.seal()
-        with self._lock:
-            folder = self._dir
-            if folder is None:
-                return
-            if not self._segments:
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                logger.warning("background consumer: %d undelivered message(s) kept in %s; "
-                               "send them with consumers.replay()", self.count, folder)
-            if self._lock_file is not None:
-                self._lock_file.close()
-                self._lock_file = None
-            self._dir = None
-
-    def forget_after_fork(self) -> None:
-        """In a fork child: the parent's folder, writer and lock are not ours."""
-        self._lock = threading.Lock()
-        self._writer = None
-        if self._lock_file is not None:
-            # our copy only: the parent's lock stays, and ends with the parent
-            self._lock_file.close()
-        self._lock_file = None
-        self._dir = None
-        self._seq = 0
-        self._segments = []
-        self.count = 0
-
-
-def _try_lock(folder: Path) -> Optional[Any]:
-    """An open file holding an exclusive ``flock`` on ``folder/.lock``, or None if taken.
-
-    The lock lasts while the file is open, and the OS drops it when the
-    process dies, however it dies: a folder nobody holds was abandoned.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: no orphan adoption
-        return None
-    handle = open(folder / ".lock", "a+b")  # closed by the owner
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
-    return handle
 
 
 # Live consumers, for the fork and atexit hooks (weak: hooks never keep one alive).
@@ -354,8 +180,8 @@ class BackgroundConsumer(Closing):
         self._probe_interval = probe_interval
         self._max_probe_interval = max(probe_interval, max_probe_interval)
         use_spool = overflow == "spill" or spool is not None
-        self._spool: Optional[_Spool] = (
-            _Spool(Path(spool) if spool is not None else None) if use_spool else None
+        self._spool: Optional[Spool] = (
+            Spool(Path(spool) if spool is not None else None) if use_spool else None
         )
         self._reset_state()
         _live.add(self)

@@ -1,0 +1,197 @@
+"""The spool of a :class:`~consumers.background.BackgroundConsumer`: messages kept on disk.
+
+Used while the queue is full (``overflow="spill"``) or the destination is
+down.  Each process writes a folder of its own, ``<root>/<pid>-<random>/``,
+holding numbered segments (``seg-000001/``, each a
+:class:`~consumers.file.FileConsumer` spool folder).  A ``flock``-ed lock file
+says the folder's process is alive; a folder nobody holds was left by a
+process that is gone, and the next consumer on the same root replays it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from consumers.errors import Message
+
+__all__ = ["Spool"]
+
+logger = logging.getLogger("consumers.background")
+
+
+class Spool:
+    """This process's spool folder: segments written in order, replayed in order.
+
+    Only the newest segment is written; older ones are complete and can be
+    replayed and removed.  Writing is safe from any thread; reading back is
+    the worker's.
+    """
+
+    def __init__(self, root: Optional[Path]) -> None:
+        self._root_given = root
+        self._lock = threading.Lock()
+        self._dir: Optional[Path] = None
+        self._lock_file: Optional[Any] = None
+        self._writer: Optional[Any] = None
+        self._seq = 0
+        self._segments: list[Path] = []  # holding messages, oldest first (the last may be open)
+        self._failed = False
+        self.count = 0  # messages on disk not yet read back
+
+    # -- locations -------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        if self._root_given is not None:
+            return self._root_given
+        return Path(tempfile.gettempdir())
+
+    @property
+    def path(self) -> Optional[Path]:
+        return self._dir
+
+    def _ensure_dir(self) -> Path:
+        if self._dir is None:
+            prefix = "" if self._root_given is not None else "tracking-spool-"
+            self.root.mkdir(parents=True, exist_ok=True)
+            folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=self.root))
+            self._lock_file = _try_lock(folder)
+            self._dir = folder
+        return self._dir
+
+    # -- writing (any thread) --------------------------------------------------
+    def write(self, items: Sequence[Message]) -> bool:
+        """Append ``items``; False when the spool cannot be written (nothing written)."""
+        with self._lock:
+            if self._failed:
+                return False
+            try:
+                if self._writer is None:
+                    from consumers.file import FileConsumer
+
+                    self._seq += 1
+                    folder = self._ensure_dir() / f"seg-{self._seq:06d}"
+                    self._writer = FileConsumer(f"{folder}{os.sep}")  # a spool folder
+                    self._segments.append(folder)
+                for message_type, message_json in items:
+                    self._writer.send(message_type, message_json)
+            except (OSError, ImportError) as error:
+                self._failed = True
+                logger.error("background consumer: cannot write the spool in %s: %s",
+                             self.root, error)
+                return False
+            self.count += len(items)
+            return True
+
+    def flush_for_fork(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.flush()
+
+    # -- reading (worker thread) -----------------------------------------------
+    def seal(self) -> None:
+        """Close the open segment so it can be replayed."""
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+    def segments(self) -> list[Path]:
+        """Complete segments, oldest first (the open one excluded)."""
+        with self._lock:
+            if self._writer is not None:
+                return self._segments[:-1]
+            return list(self._segments)
+
+    def orphans(self) -> Iterator[Path]:
+        """Folders under a user-given root left by processes that are gone.
+
+        Each is locked while the caller handles it, so two live processes never
+        replay the same one.
+        """
+        root = self._root_given
+        if root is None or not root.is_dir():
+            return
+        for folder in sorted(root.iterdir()):
+            if folder == self._dir or not (folder / ".lock").exists():
+                continue
+            handle = _try_lock(folder)
+            if handle is None:
+                continue  # its process is alive, or someone else adopted it
+            try:
+                yield folder
+            finally:
+                handle.close()
+
+    def read_back(self, n: int = 1) -> None:
+        """``n`` messages left the disk for the wrapped consumer."""
+        with self._lock:
+            self.count = max(0, self.count - n)
+
+    def done(self, folder: Path) -> None:
+        """``folder`` was replayed completely: remove it."""
+        shutil.rmtree(folder, ignore_errors=True)
+        with self._lock:
+            if folder in self._segments:
+                self._segments.remove(folder)
+            if not self._segments:
+                self.count = 0
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self._segments)
+
+    def close(self) -> None:
+        """Close the writer; remove this process's folder if nothing is left in it."""
+        self.seal()
+        with self._lock:
+            folder = self._dir
+            if folder is None:
+                return
+            if not self._segments:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                logger.warning("background consumer: %d undelivered message(s) kept in %s; "
+                               "send them with consumers.replay()", self.count, folder)
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
+            self._dir = None
+
+    def forget_after_fork(self) -> None:
+        """In a fork child: the parent's folder, writer and lock are not ours."""
+        self._lock = threading.Lock()
+        self._writer = None
+        if self._lock_file is not None:
+            # our copy only: the parent's lock stays, and ends with the parent
+            self._lock_file.close()
+        self._lock_file = None
+        self._dir = None
+        self._seq = 0
+        self._segments = []
+        self.count = 0
+
+
+def _try_lock(folder: Path) -> Optional[Any]:
+    """An open file holding an exclusive ``flock`` on ``folder/.lock``, or None if taken.
+
+    The lock lasts while the file is open, and the OS drops it when the
+    process dies, however it dies: a folder nobody holds was abandoned.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no orphan adoption
+        return None
+    handle = open(folder / ".lock", "a+b")  # closed by the owner
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
