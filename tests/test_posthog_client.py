@@ -92,7 +92,8 @@ def test_capture_defaults_a_fresh_uuid4_and_the_current_utc_time(
     first, second = cap.messages
     assert first["uuid"] != second["uuid"]
     for m in (first, second):
-        assert uuid.UUID(m["uuid"]).version == 4
+        parsed = uuid.UUID(m["uuid"])
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, m["uuid"])
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", m["timestamp"])
         assert before <= dt.datetime.fromisoformat(m["timestamp"]) <= after
 

@@ -379,3 +379,24 @@ def test_message_json_is_compact_and_keeps_unicode(tracker: Tracker, cap: Captur
     m = cap.one()[1]
     assert '"event":"Café ☕"' in m and '"ville":"Zürich"' in m
     assert ", " not in m and ": " not in m
+
+
+def test_insert_ids_in_a_forked_child_differ_from_the_parents() -> None:
+    import os
+
+    from tracker._ids import new_insert_id
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, ",".join(new_insert_id() for _ in range(100)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    parent = {new_insert_id() for _ in range(100)}
+    assert len(child) == len(parent) == 100
+    assert not child & parent

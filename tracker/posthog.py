@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from tracker import _json, _validation
+from tracker._ids import new_uuid
 from tracker._version import __version__
 from tracker.errors import InvalidInputError, InvalidTypeError
 from tracker.tracker import _is_delivery_error, _sink_callable
@@ -135,7 +136,7 @@ def _timestamp_text(value: Any) -> str:
 
 def _uuid_text(value: Any) -> str:
     if value is None:
-        return str(_uuid.uuid4())
+        return new_uuid()
     if isinstance(value, _uuid.UUID):
         return str(value)
     if isinstance(value, str) and _UUID_TEXT.fullmatch(value):

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from tracker import _json, _validation
+from tracker._ids import new_insert_id
 from tracker._updates import ip_text as _ip_text
 from tracker._version import __version__
 from tracker.errors import InvalidInputError, InvalidTypeError
@@ -59,10 +59,6 @@ def _sink_callable(sink: Any, what: str) -> Sink:
         f"{what} must be a callable (type, message_json) or a consumer with .send, "
         f"got {type(sink).__name__}"
     )
-
-
-def _new_insert_id() -> str:
-    return os.urandom(16).hex()
 
 
 class Tracker:
@@ -197,7 +193,7 @@ class Tracker:
             "token": self._token,
             "distinct_id": did,
             "time": time.time_ns() // 1_000_000 if time_ms is None else time_ms,
-            "$insert_id": _new_insert_id(),
+            "$insert_id": new_insert_id(),
             "mp_lib": LIB_NAME,
             "$lib_version": __version__,
         }
