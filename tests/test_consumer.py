@@ -430,6 +430,21 @@ def test_retry_after_is_honoured() -> None:
     assert arrivals[1] - arrivals[0] >= 0.9 * 1.0
 
 
+def test_retry_after_as_an_http_date_is_honoured() -> None:
+    import email.utils
+
+    arrivals: list[float] = []
+    with Collector(on_request=lambda entry: arrivals.append(time.monotonic())) as c:
+        # whole seconds on the wire: the wait is between 1 and 2 s from now
+        when = email.utils.formatdate(time.time() + 2, usegmt=True)
+        c.fail_next(1, 503, retry_after=when)
+        with Consumer(api_host=c.url, retry=fast(3)) as consumer:
+            consumer.send("event", event())
+        assert [r["status"] for r in c.requests()] == [503, 200]
+        assert len(c.messages("track")) == 1
+    assert arrivals[1] - arrivals[0] >= 0.9
+
+
 def test_retry_after_past_the_budget_stops_at_once(collector: Any) -> None:
     collector.fail_next(3, 503, retry_after=30)
     started = time.monotonic()
