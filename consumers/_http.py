@@ -9,7 +9,7 @@ and turns every failure into the delivery error family:
 =================================  ==========================================
 what happened                      raised (after retries, where retried)
 =================================  ==========================================
-connect/read timeout               :class:`~consumers.errors.TimeoutError_`
+connect or read timeout (any)      :class:`~consumers.errors.TimeoutError_`
 refused, reset, DNS, broken body   :class:`~consumers.errors.TransportError`
 413                                :class:`~consumers.errors.PayloadTooLargeError`
 a status the policy retries        :class:`~consumers.retry.RetryableRefusal`
@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional, Union
 import requests
 import requests.adapters
 import requests.utils
+import urllib3.exceptions
 
 from consumers._closing import Closing
 from consumers._fork import forget_pooled_connections, reset_in_children
@@ -225,6 +226,8 @@ class HttpTransport(Closing):
         except requests.exceptions.Timeout as exc:
             raise TimeoutError_(f"POST {where} timed out: {type(exc).__name__}") from None
         except _TRANSPORT_ERRORS as exc:
+            if _read_timed_out(exc):  # while reading the body: requests calls it a ConnectionError
+                raise TimeoutError_(f"POST {where} timed out reading the answer") from None
             raise TransportError(f"POST {where} failed: {_reason(exc)}") from None
         status = response.status_code
         log.debug("POST %s -> %d (%d bytes sent)", where, status, len(body))
@@ -265,6 +268,11 @@ class HttpTransport(Closing):
                 getattr(adapter, "_pool_maxsize", requests.adapters.DEFAULT_POOLSIZE),
                 block=getattr(adapter, "_pool_block", requests.adapters.DEFAULT_POOLBLOCK),
             )
+
+
+def _read_timed_out(exc: BaseException) -> bool:
+    """Whether a requests error wraps urllib3's read timeout."""
+    return bool(exc.args) and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
 
 
 def _reason(exc: BaseException) -> str:

@@ -177,9 +177,14 @@ class Collector:
         """Answer the next ``n`` matching requests with ``status`` (records are not stored)."""
         self._faults.add(Fault(n, status=status, retry_after=retry_after, body=body, path=path))
 
-    def delay_next(self, n: int, seconds: float, *, path: Optional[str] = None) -> None:
-        """Process the next ``n`` matching requests, then wait ``seconds`` before answering."""
-        self._faults.add(Fault(n, delay=seconds, path=path))
+    def delay_next(
+        self, n: int, seconds: float, *, path: Optional[str] = None, after_headers: bool = False
+    ) -> None:
+        """Process the next ``n`` matching requests, then wait ``seconds`` before answering.
+
+        ``after_headers``: send the status and headers at once and wait before the body.
+        """
+        self._faults.add(Fault(n, delay=seconds, path=path, after_headers=after_headers))
 
     def drop_next(self, n: int = 1, *, path: Optional[str] = None) -> None:
         """Close the connection of the next ``n`` matching requests without an answer."""

@@ -88,6 +88,27 @@ def test_delay_next_makes_a_client_time_out_but_the_batch_arrives(any_collector)
     assert len(any_collector.messages("track")) == 1
 
 
+def test_delay_after_headers_answers_the_headers_and_holds_the_body(any_collector):
+    any_collector.delay_next(1, 1.5, after_headers=True)
+    with requests.Session() as s:
+        r = s.post(any_collector.url + "/track", data=form([event()]), stream=True, timeout=0.3)
+        assert r.status_code == 200  # the headers came at once
+        with pytest.raises(requests.ConnectionError, match="Read timed out"):
+            r.content  # noqa: B018 - reading the body times out
+        assert track(any_collector, s, timeout=30).text == "1"  # then on a new connection
+    assert any_collector.requests()[0]["fault"] == "delay after headers"
+    assert len(any_collector.messages("track")) == 2
+
+
+def test_delay_after_headers_over_http(collector):
+    with requests.Session() as s:
+        r = s.post(collector.url + "/_collector/faults",
+                   json={"delay": 0.2, "after_headers": True})
+        assert r.status_code == 200
+        assert collector.faults()[0]["after_headers"] is True
+        assert track(collector, s, timeout=30).text == "1"
+
+
 def test_delay_next_answers_after_the_delay(collector):
     collector.delay_next(1, 0.2)
     with requests.Session() as s:

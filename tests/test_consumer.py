@@ -482,8 +482,9 @@ def test_the_total_retry_budget_stops_retrying(collector: Any) -> None:
     assert collector.faults()[0]["count"] == 1000 - made
 
 
-def test_a_read_timeout_raises_timeout_error(collector: Any) -> None:
-    collector.delay_next(1, 1.0)
+@pytest.mark.parametrize("after_headers", [False, True], ids=["before-headers", "in-body"])
+def test_a_read_timeout_raises_timeout_error(collector: Any, after_headers: bool) -> None:
+    collector.delay_next(1, 1.0, after_headers=after_headers)
     message = event()
     with Consumer(api_host=collector.url, timeout=(2.0, 0.2), retry=RetryPolicy.never()) as c:
         with pytest.raises(TimeoutError_) as caught:

@@ -74,9 +74,13 @@ class Request:
 
 
 class Response:
-    """What to answer; ``drop`` closes the connection instead, ``delay`` waits first."""
+    """What to answer; ``drop`` closes the connection instead, ``delay`` waits first.
 
-    __slots__ = ("body", "content_type", "delay", "drop", "headers", "status")
+    With ``delay_after_headers`` the wait comes between the headers and the body.
+    """
+
+    __slots__ = ("body", "content_type", "delay", "delay_after_headers", "drop", "headers",
+                 "status")
 
     def __init__(
         self,
@@ -90,6 +94,7 @@ class Response:
         self.content_type = content_type
         self.headers = headers or []
         self.delay = 0.0
+        self.delay_after_headers = False
         self.drop = False
 
 
@@ -192,8 +197,9 @@ class App:
         else:
             response = self._serve(request, route, entry)
             if fault is not None:
-                entry["fault"] = "delay"
+                entry["fault"] = "delay after headers" if fault.after_headers else "delay"
                 response.delay = fault.delay or 0.0
+                response.delay_after_headers = fault.after_headers
         entry["status"] = None if response.drop else response.status
         self.store.log_request(entry, fault=fault is not None)
         if self.on_request is not None:
@@ -393,9 +399,11 @@ def fault_from_json(spec: Mapping[str, Any]) -> Fault:
     """A Fault from the read API's JSON.
 
     Keys: ``count`` (default 1), one of ``status`` / ``delay`` / ``drop``
-    (default status 503), and optional ``retry_after``, ``body``, ``path``.
+    (default status 503), and optional ``retry_after``, ``body``, ``path``,
+    ``after_headers`` (with ``delay``).
     """
-    unknown = set(spec) - {"count", "status", "retry_after", "delay", "drop", "path", "body"}
+    unknown = set(spec) - {"count", "status", "retry_after", "delay", "drop", "path", "body",
+                           "after_headers"}
     if unknown:
         raise ValueError(f"unknown fault keys: {sorted(unknown)}")
     drop = bool(spec.get("drop", False))
@@ -411,6 +419,7 @@ def fault_from_json(spec: Mapping[str, Any]) -> Fault:
         delay=None if delay is None else float(delay),
         drop=drop,
         path=spec.get("path"),
+        after_headers=bool(spec.get("after_headers", False)),
     )
 
 

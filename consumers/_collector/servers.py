@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from consumers._collector.app import App, Request, Response
 
-__all__ = ["MODES", "AsyncioServer", "ThreadedServer", "render"]
+__all__ = ["MODES", "AsyncioServer", "ThreadedServer", "render", "render_head"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,11 @@ _MAX_HEAD = 64 * 1024
 
 def render(response: Response, close: bool) -> bytes:
     """The response's bytes on the wire."""
+    return render_head(response, close) + response.body
+
+
+def render_head(response: Response, close: bool) -> bytes:
+    """The status line and headers, up to the blank line before the body."""
     lines = [
         f"HTTP/1.1 {response.status} {_PHRASES.get(response.status, 'Unknown')}",
         f"Content-Type: {response.content_type}",
@@ -37,7 +42,7 @@ def render(response: Response, close: bool) -> bytes:
     lines.extend(f"{name}: {value}" for name, value in response.headers)
     if close:
         lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -111,9 +116,14 @@ class _Handler(BaseHTTPRequestHandler):
             if response.drop:
                 _abort(sock)
                 return
-            if response.delay > 0:
+            if response.delay > 0 and response.delay_after_headers:
+                sock.sendall(render_head(response, close))
                 time.sleep(response.delay)
-            sock.sendall(render(response, close))
+                sock.sendall(response.body)
+            else:
+                if response.delay > 0:
+                    time.sleep(response.delay)
+                sock.sendall(render(response, close))
             if close:
                 return
 
@@ -243,8 +253,11 @@ class _Connection(asyncio.Protocol):
                 return
             if response.delay > 0:
                 self._busy = True
+                head_sent = response.delay_after_headers
+                if head_sent:
+                    self._transport.write(render_head(response, close))
                 asyncio.get_running_loop().call_later(
-                    response.delay, self._finish_delayed, response, close
+                    response.delay, self._finish_delayed, response, close, head_sent
                 )
                 return
             self._send(response, close)
@@ -254,11 +267,17 @@ class _Connection(asyncio.Protocol):
             self._continued = True
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def _finish_delayed(self, response: Response, close: bool) -> None:
+    def _finish_delayed(self, response: Response, close: bool, head_sent: bool) -> None:
         self._busy = False
         if self._transport is None:
             return
-        self._send(response, close)
+        if head_sent:
+            self._transport.write(response.body)
+            if close:
+                self._transport.close()
+                self._transport = None
+        else:
+            self._send(response, close)
         self._process()
 
     def _send(self, response: Response, close: bool) -> None:

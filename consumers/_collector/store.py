@@ -206,7 +206,8 @@ def _key(endpoint: str, message: Any) -> Any:
 class Fault:
     """One planned misbehaviour for the next ``count`` matching requests."""
 
-    __slots__ = ("body", "count", "delay", "drop", "path", "retry_after", "status")
+    __slots__ = ("after_headers", "body", "count", "delay", "drop", "path", "retry_after",
+                 "status")
 
     def __init__(
         self,
@@ -218,11 +219,14 @@ class Fault:
         delay: Optional[float] = None,
         drop: bool = False,
         path: Optional[str] = None,
+        after_headers: bool = False,
     ) -> None:
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
         if sum((status is not None, delay is not None, drop)) != 1:
             raise ValueError("a fault is exactly one of status, delay or drop")
+        if after_headers and delay is None:
+            raise ValueError("after_headers applies to a delay only")
         self.count = count
         self.status = status
         self.retry_after = retry_after
@@ -230,6 +234,7 @@ class Fault:
         self.delay = delay
         self.drop = drop
         self.path = path
+        self.after_headers = after_headers
 
     def matches(self, path: str) -> bool:
         return self.path is None or path.startswith(self.path)
@@ -240,6 +245,7 @@ class Fault:
             "status": self.status,
             "retry_after": self.retry_after,
             "delay": self.delay,
+            "after_headers": self.after_headers,
             "drop": self.drop,
             "path": self.path,
         }
