@@ -65,6 +65,18 @@ def test_a_child_opens_its_own_connection_and_leaves_the_parents_working(collect
         "parent-1", "child", "parent-2"]
 
 
+def test_a_session_passed_in_gets_new_connections_in_the_child_too(collector: Any) -> None:
+    import requests
+
+    with requests.Session() as session:
+        consumer = Consumer(api_host=collector.url, session=session)
+        consumer.send("event", event("parent-1"))
+        in_child(lambda: consumer.send("event", event("child")))
+        consumer.send("event", event("parent-2"))
+    parent_1, child, parent_2 = peers(collector)
+    assert child != parent_1 == parent_2
+
+
 def test_a_child_does_not_resend_what_the_parent_buffered(collector: Any) -> None:
     buffered = BufferedConsumer(api_host=collector.url)
     buffered.send("event", event("warm-up"))
