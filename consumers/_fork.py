@@ -4,8 +4,8 @@ After ``os.fork()`` (gunicorn with ``--preload``, Celery prefork,
 ``multiprocessing``) the child has a copy of every consumer: buffered
 messages the parent will still send, keep-alive sockets the parent still
 reads from, and locks that a parent thread may have held at the instant of
-the fork.  Objects registered here get ``reset_after_fork()`` called in
-every child, before the child's own code runs again.
+the fork.  :class:`ForkAware` objects reset that state in every child,
+before the child's own code runs again.
 """
 
 from __future__ import annotations
@@ -16,16 +16,41 @@ import queue
 import weakref
 from typing import Any
 
-__all__ = ["forget_pooled_connections", "reset_in_children"]
+__all__ = ["ForkAware", "forget_pooled_connections"]
 
 logger = logging.getLogger(__name__)
 
 _registered: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def reset_in_children(obj: Any) -> None:
-    """Call ``obj.reset_after_fork()`` in each child forked while ``obj`` is alive."""
-    _registered.add(obj)
+class ForkAware:
+    """Holds per-process state (sockets, buffers, locks) that a forked child must not share.
+
+    Subclasses call ``_watch_forks()`` at the end of ``__init__`` and reset
+    their state in ``_reset_in_child()``.
+    """
+
+    _fork_pid: int
+
+    def _watch_forks(self) -> None:
+        self._fork_pid = os.getpid()
+        _registered.add(self)
+
+    def reset_after_fork(self) -> None:
+        """Make this object safe to use in a forked child; the parent's state stays the parent's.
+
+        Runs by itself in every child.  Does nothing in the process that made
+        the object, or when it already ran in this one, so a wrapper may call
+        it on what it wraps.
+        """
+        pid = os.getpid()
+        if pid == self._fork_pid:
+            return
+        self._fork_pid = pid
+        self._reset_in_child()
+
+    def _reset_in_child(self) -> None:
+        raise NotImplementedError
 
 
 def forget_pooled_connections(manager: Any) -> None:

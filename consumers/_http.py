@@ -36,7 +36,7 @@ import requests.utils
 import urllib3.exceptions
 
 from consumers._closing import Closing
-from consumers._fork import forget_pooled_connections, reset_in_children
+from consumers._fork import ForkAware, forget_pooled_connections
 from consumers.endpoints import redact_url
 from consumers.errors import PayloadTooLargeError, RefusedError, TimeoutError_, TransportError
 from consumers.retry import RetryableRefusal, RetryPolicy, parse_retry_after, retrying
@@ -142,7 +142,7 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-class HttpTransport(Closing):
+class HttpTransport(Closing, ForkAware):
     """POSTs bodies with keep-alive, timeouts and retries; raises the delivery errors.
 
     ``session`` may be a caller's own ``requests.Session`` (then it is used
@@ -178,7 +178,7 @@ class HttpTransport(Closing):
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
-        reset_in_children(self)
+        self._watch_forks()
 
     def __repr__(self) -> str:
         return (
@@ -247,13 +247,11 @@ class HttpTransport(Closing):
         if self._owns_session:
             self.session.close()
 
-    def reset_after_fork(self) -> None:
-        """In a fork child: forget the parent's keep-alive connections.
+    def _reset_in_child(self) -> None:
+        """Forget the parent's keep-alive connections, in a caller's own session too.
 
-        Called by itself in every child.  Without it, parent and child would
-        write requests to the same sockets and read each other's answers.
-        Applies to a caller's own session too: its connections are the
-        parent's just the same.
+        Sharing them, parent and child would write requests onto the same
+        sockets and read each other's answers.
         """
         adapters = {id(adapter): adapter for adapter in self.session.adapters.values()}
         for adapter in adapters.values():

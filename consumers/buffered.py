@@ -49,7 +49,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Protocol, Union
 
 from consumers._closing import Closing
-from consumers._fork import reset_in_children
+from consumers._fork import ForkAware
 from consumers.consumer import MAX_BATCH, Consumer
 from consumers.endpoints import MESSAGE_TYPES
 from consumers.errors import (
@@ -110,7 +110,7 @@ def _size(message: str) -> int:
     return len(message) + 1
 
 
-class BufferedConsumer(Closing):
+class BufferedConsumer(Closing, ForkAware):
     """Buffers ``(type, message_json)`` per type and posts full batches.
 
     ``consumer`` is what posts a batch (anything with ``send_batch`` and
@@ -151,7 +151,7 @@ class BufferedConsumer(Closing):
         self._buffers: dict[str, list[str]] = {t: [] for t in MESSAGE_TYPES}
         self._bytes: dict[str, int] = dict.fromkeys(MESSAGE_TYPES, 0)
         self._checked: set[str] = set()
-        reset_in_children(self)
+        self._watch_forks()
 
     def __repr__(self) -> str:
         return (
@@ -343,11 +343,8 @@ class BufferedConsumer(Closing):
 
     # -- lifecycle ----------------------------------------------------------------
 
-    def reset_after_fork(self) -> None:
-        """In a fork child: start empty (the parent sends what it buffered) on new connections.
-
-        Called by itself in every child.
-        """
+    def _reset_in_child(self) -> None:
+        """Start empty (the parent sends what it buffered), on new connections."""
         self._lock = threading.Lock()
         self._buffers = {t: [] for t in MESSAGE_TYPES}
         self._bytes = dict.fromkeys(MESSAGE_TYPES, 0)

@@ -41,6 +41,7 @@ import attrs
 import requests
 
 from consumers._closing import Closing
+from consumers._fork import ForkAware
 from consumers._http import DEFAULT_TIMEOUT, HttpTransport, Timeout
 from consumers.endpoints import MESSAGE_TYPES, Endpoints
 from consumers.errors import (
@@ -106,7 +107,7 @@ class _Route:
     imports: bool
 
 
-class Consumer(Closing):
+class Consumer(Closing, ForkAware):
     """Posts messages to Mixpanel immediately: one request per :meth:`send` or :meth:`send_batch`.
 
     Keyword arguments:
@@ -175,6 +176,7 @@ class Consumer(Closing):
             self._owns_transport = True
         self.transport: HttpTransport = transport
         self._routes = {t: self._route(t, import_gzip, import_strict) for t in MESSAGE_TYPES}
+        self._watch_forks()
 
     # -- configuration ------------------------------------------------------------
 
@@ -290,8 +292,8 @@ class Consumer(Closing):
         if self._owns_transport:
             self.transport.close()
 
-    def reset_after_fork(self) -> None:
-        """In a fork child: open new connections instead of sharing the parent's."""
+    def _reset_in_child(self) -> None:
+        """Open new connections instead of sharing the parent's."""
         self.transport.reset_after_fork()
 
 def _check_status_answer(response: requests.Response) -> None:

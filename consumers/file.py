@@ -38,7 +38,7 @@ import threading
 from typing import Optional, Union
 
 from consumers._closing import Closing
-from consumers._fork import reset_in_children
+from consumers._fork import ForkAware
 
 __all__ = ["FSYNC_POLICIES", "SEGMENT_PATTERN", "FileConsumer", "list_segments", "segment_name"]
 
@@ -94,7 +94,7 @@ def _ends_without_newline(path: str) -> bool:
         os.close(fd)
 
 
-class FileConsumer(Closing):
+class FileConsumer(Closing, ForkAware):
     """A sink that appends each ``(type, message_json)`` as one line of a log file.
 
     >>> with FileConsumer("/var/spool/analytics.log") as log:   # doctest: +SKIP
@@ -145,13 +145,10 @@ class FileConsumer(Closing):
         else:
             self._fd = _open_append(self.path)
         self._repair_pending = self._check_torn_tail()
-        reset_in_children(self)
+        self._watch_forks()
 
-    def reset_after_fork(self) -> None:
-        """In a fork child: a lock of its own (lines still append whole to the same file).
-
-        Called by itself in every child.
-        """
+    def _reset_in_child(self) -> None:
+        """A lock of its own; lines still append whole to the same file."""
         self._lock = threading.Lock()
 
     # -- the sink -------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from typing import Optional, Union
 import requests
 
 from consumers._closing import Closing
-from consumers._fork import reset_in_children
+from consumers._fork import ForkAware
 from consumers._http import HttpTransport
 from consumers.endpoints import redact_url
 from consumers.errors import DeliveryError, Message, PayloadTooLargeError, RefusedError
@@ -117,7 +117,7 @@ def _default_retry() -> RetryPolicy:
     return RetryPolicy(retry_statuses=POSTHOG_RETRY_STATUSES)
 
 
-class PostHogConsumer(Closing):
+class PostHogConsumer(Closing, ForkAware):
     """Buffer PostHog messages and post them in batches to ``<host>/batch/``.
 
     ``send("posthog", message_json)`` buffers (and sends a full batch at
@@ -169,7 +169,7 @@ class PostHogConsumer(Closing):
         self._lock = threading.Lock()
         self._flush_lock = threading.RLock()
         self._closed = False
-        reset_in_children(self)
+        self._watch_forks()
 
     def __repr__(self) -> str:
         return (f"PostHogConsumer(url={redact_url(self.url)!r}, max_batch={self.max_batch}, "
@@ -268,11 +268,8 @@ class PostHogConsumer(Closing):
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def reset_after_fork(self) -> None:
-        """In a fork child: start empty (the parent sends what it buffered) on new connections.
-
-        Called by itself in every child.
-        """
+    def _reset_in_child(self) -> None:
+        """Start empty (the parent sends what it buffered), on new connections."""
         self._lock = threading.Lock()
         self._flush_lock = threading.RLock()
         self._buffer = []

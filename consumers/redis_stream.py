@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from consumers._closing import Closing
-from consumers._fork import reset_in_children
+from consumers._fork import ForkAware
 from consumers.errors import DeliveryError, Message, TransportError
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def describe(url_or_client: Any) -> str:
         return type(url_or_client).__name__
 
 
-class RedisStreamSink(Closing):
+class RedisStreamSink(Closing, ForkAware):
     """Append each ``(type, message_json)`` to a Redis stream with ``XADD``.
 
     ``url_or_client``
@@ -182,7 +182,7 @@ class RedisStreamSink(Closing):
         self._buffer_since = 0.0
         self._degraded = False
         self._closed = False
-        reset_in_children(self)
+        self._watch_forks()
 
     def __repr__(self) -> str:
         return (
@@ -232,11 +232,10 @@ class RedisStreamSink(Closing):
         if batch:
             self._write(batch)
 
-    def reset_after_fork(self) -> None:
-        """In a fork child: start with an empty batch (the parent writes what it buffered).
+    def _reset_in_child(self) -> None:
+        """Start with an empty batch (the parent writes what it buffered).
 
-        Called by itself in every child; the Redis client opens new
-        connections in a child by itself.
+        The Redis client opens new connections in a child by itself.
         """
         self._lock = threading.Lock()
         self._buffer = []

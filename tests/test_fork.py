@@ -126,3 +126,14 @@ def test_a_lock_held_at_the_fork_does_not_stop_the_childs_file_writes(tmp_path: 
     lines = path.read_text().splitlines()
     assert [json.loads(json.loads(line)[1])["properties"]["$insert_id"] for line in lines] == [
         "child", "parent"]
+
+
+def test_reset_after_fork_does_nothing_in_the_process_that_made_the_consumer(
+    collector: Any,
+) -> None:
+    buffered = BufferedConsumer(api_host=collector.url)
+    buffered.send("event", event("kept"))
+    buffered.reset_after_fork()  # a wrapper calling it by mistake loses nothing
+    assert buffered.pending() == 1
+    buffered.close()
+    assert [m["properties"]["$insert_id"] for m in collector.messages("track")] == ["kept"]
