@@ -84,7 +84,16 @@ class CollectorProcess:
         data = self.get(f"/_collector/records?endpoint={endpoint}")
         return list(data.get("records", []) if isinstance(data, dict) else data)
 
+    def add_latency(self, seconds: float) -> None:
+        """Answer every request ``seconds`` late, as a service across a network does."""
+        body = json.dumps({"count": 10**9, "delay": seconds}).encode()
+        request = urllib.request.Request(self.url + "/_collector/faults", data=body,
+                                         headers={"Content-Type": "application/json"},
+                                         method="POST")
+        urllib.request.urlopen(request, timeout=60).close()
+
     def reset(self) -> None:
+        """Forget every record and request, and any latency or fault."""
         request = urllib.request.Request(self.url + "/_collector/reset", data=b"", method="POST")
         urllib.request.urlopen(request, timeout=60).close()
 

@@ -10,6 +10,10 @@
    pending or unread and the collector (a separate process) holds every
    event, with 1, 2 and 4 worker processes; next to the collector's own
    bound (a ``BufferedConsumer`` posting straight to it, 1 and 2 processes).
+3. The same with ``--latency`` seconds (default 0.05) added to every answer,
+   as a service across a network has, and batches of 200: there a worker
+   spends its time waiting, not computing, so a 2-core machine can show how
+   throughput grows with workers.
 
 Redis runs with AOF on (``appendfsync everysec``, its default).  Everything
 shares one machine: read the ratios, not the absolute numbers.
@@ -137,8 +141,18 @@ def bench_direct(collector: CollectorProcess, n: int, procs: int) -> float:
     return n / elapsed
 
 
-def bench_pipeline(url: str, collector: CollectorProcess, n: int, workers: int) -> float:
+def bench_pipeline(
+    url: str,
+    collector: CollectorProcess,
+    n: int,
+    workers: int,
+    *,
+    latency: float = 0.0,
+    max_batch: int = 500,
+) -> float:
     collector.reset()
+    if latency:
+        collector.add_latency(latency)
     client = redis.Redis.from_url(url)
     client.delete("tracking")
     client.xgroup_create("tracking", "mixpanel", id="0", mkstream=True)
@@ -146,7 +160,7 @@ def bench_pipeline(url: str, collector: CollectorProcess, n: int, workers: int) 
         subprocess.Popen(
             [sys.executable, "-m", "consumers", "worker", "--redis", url, "--api-host",
              collector.url, "--consumer-name", f"w{k}", "--batch-size", "1000",
-             "--max-batch", "500"],
+             "--max-batch", str(max_batch)],
             cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         for k in range(workers)
@@ -175,6 +189,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         print("redis-server not found on PATH; apt-get install redis-server")
@@ -199,6 +214,20 @@ def main() -> int:
         for name, rate in results.items():
             print(f"{name:42s} {rate:9,.0f} ev/s  x{rate / bound:4.2f} of bound  "
                   f"x{rate / one:4.2f} of 1 worker")
+        if args.latency > 0:
+            print(f"\n== end to end with {args.latency * 1000:g} ms per answer, "
+                  "batches of 200, events/s (median of runs) ==")
+            slow: dict[int, float] = {}
+            for workers in (1, 2, 4):
+                slow[workers] = statistics.median(
+                    bench_pipeline(url, collector, args.events, workers,
+                                   latency=args.latency, max_batch=200)
+                    for _ in range(args.repeat))
+            ceiling = 200 / args.latency
+            for workers, rate in slow.items():
+                print(f"through Redis: {workers} worker process(es)        {rate:9,.0f} ev/s  "
+                      f"x{rate / slow[1]:4.2f} of 1 worker  "
+                      f"(a worker's ceiling: {ceiling:,.0f} ev/s)")
     return 0
 
 
