@@ -20,8 +20,6 @@ __all__ = ["ForkAware", "forget_pooled_connections"]
 
 logger = logging.getLogger(__name__)
 
-_registered: weakref.WeakSet[Any] = weakref.WeakSet()
-
 
 class ForkAware:
     """Holds per-process state (sockets, buffers, locks) that a forked child must not share.
@@ -51,6 +49,9 @@ class ForkAware:
 
     def _reset_in_child(self) -> None:
         raise NotImplementedError
+
+
+_registered: weakref.WeakSet[ForkAware] = weakref.WeakSet()  # alive now, reset in each child
 
 
 def forget_pooled_connections(manager: Any) -> None:
