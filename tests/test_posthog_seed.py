@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
+from decoded_sink import Capture
 
 from tracker.posthog import LIB_NAME, Client
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class Capture:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, message_type: str, message_json: str) -> None:
-        self.sent.append((message_type, json.loads(message_json)))
 
 
 @pytest.fixture

@@ -9,18 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from decoded_sink import Capture
 
 from tracker.tracker import Tracker
 
 PROJECT_TOKEN = YOUR_TOKEN = YOUR_MIXPANEL_TOKEN = YOUR_PROJECT_TOKEN = "TOKEN"
-
-
-class Capture:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, message_type: str, message_json: str) -> None:
-        self.sent.append((message_type, json.loads(message_json)))
 
 
 @pytest.fixture
