@@ -6,11 +6,12 @@ in another process, with :func:`consumers.replay.replay`.
 
 Several threads and several processes may append to one log at once:
 
-* every line is written with a single ``os.write`` on an ``O_APPEND`` file
-  descriptor, so the kernel positions each line at the end atomically and
-  lines never interleave (lines longer than ``PIPE_BUF`` are additionally
-  wrapped in an ``flock`` so that even a partial write cannot be split by
-  another writer);
+* every line is appended on an ``O_APPEND`` file descriptor while holding an
+  exclusive ``flock`` on the file, so lines never interleave, a writer that
+  opens the log never sees another's line half-written, and a write that fails
+  part-way (a full disk) is cut back off before anyone appends after it;
+* a fragment left by a writer killed mid-line is ended with a newline, under
+  the same lock, so it stays on a line of its own and the next line is whole;
 * a per-instance lock serialises the threads of one process.
 
 When ``path`` is a directory (an existing one, a path ending in ``/``, or a
@@ -33,7 +34,6 @@ import fcntl
 import json
 import os
 import re
-import select
 import threading
 from typing import Optional, Union
 
@@ -49,7 +49,6 @@ FSYNC_POLICIES = ("none", "batch", "line")
 #: Segment file names inside a spool folder.
 SEGMENT_PATTERN = re.compile(r"^events-(\d{6,})\.log$")
 
-_PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _ROTATE_LOCK = ".rotate.lock"
@@ -82,16 +81,13 @@ def _encode_line(message_type: str, message_json: str) -> bytes:
 
 
 def _open_append(path: str) -> int:
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+    # O_RDWR: the torn-tail check reads the last byte through the same descriptor.
+    return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
 
 
-def _ends_without_newline(path: str) -> bool:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        size = os.fstat(fd).st_size
-        return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
-    finally:
-        os.close(fd)
+def _ends_without_newline(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 class FileConsumer(Closing, ForkAware):
@@ -144,12 +140,15 @@ class FileConsumer(Closing, ForkAware):
             self._open_newest_segment()
         else:
             self._fd = _open_append(self.path)
-        self._repair_pending = self._check_torn_tail()
+        self._end_torn_tail()
         self._watch_forks()
 
     def _reset_in_child(self) -> None:
-        """A lock of its own; lines still append whole to the same file."""
+        """A lock and a file description of its own, so ``flock`` excludes the parent too."""
         self._lock = threading.Lock()
+        if not self._closed:
+            inherited, self._fd = self._fd, _open_append(self.current_path)
+            os.close(inherited)
 
     # -- the sink -------------------------------------------------------------------------
 
@@ -159,11 +158,6 @@ class FileConsumer(Closing, ForkAware):
         with self._lock:
             if self._closed:
                 raise ValueError("FileConsumer is closed")
-            if self._repair_pending:
-                # A writer killed mid-line left a fragment without its newline: end it
-                # so the fragment stays on a line of its own and this line stays whole.
-                line = b"\n" + line
-                self._repair_pending = False
             self._write(line)
             if self.fsync == "line":
                 os.fsync(self._fd)
@@ -207,22 +201,48 @@ class FileConsumer(Closing, ForkAware):
     # -- internals ------------------------------------------------------------------------
 
     def _write(self, line: bytes) -> None:
-        if len(line) <= _PIPE_BUF:
-            written = os.write(self._fd, line)
-            if written == len(line):
-                return
-            line = line[written:]  # a short write: finish it under the lock below
+        fd = self._fd
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if self._check_tail:
+                self._end_fragment(fd)
+            view = memoryview(line)
+            try:
+                while view:
+                    view = view[os.write(fd, view):]
+            except OSError:
+                self._take_back(fd, len(line) - len(view))
+                raise
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _take_back(self, fd: int, written: int) -> None:
+        """Cut the part of a line that a failed write left, so the next line starts clean."""
+        if not written:
+            return
+        try:
+            # O_APPEND left the offset at the end of our bytes, and the lock kept
+            # every other writer out, so they are the last ``written`` bytes.
+            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR) - written)
+        except OSError:
+            self._check_tail = True  # the fragment stays: end it before the next line
+
+    def _end_torn_tail(self) -> None:
+        self._check_tail = True
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            view = memoryview(line)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
+            self._end_fragment(self._fd)
+        except OSError:
+            pass  # a full or read-only disk: the next send ends the fragment, or reports why not
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _check_torn_tail(self) -> bool:
-        return _ends_without_newline(self.current_path)
+    def _end_fragment(self, fd: int) -> None:
+        # Called with the exclusive lock held, so no live writer is mid-line: a tail
+        # without its newline is what a writer killed mid-line left behind.
+        if _ends_without_newline(fd):
+            os.write(fd, b"\n")
+        self._check_tail = False
 
     def _open_newest_segment(self) -> None:
         with _RotateLock(self.path):
@@ -252,7 +272,7 @@ class FileConsumer(Closing, ForkAware):
                 if os.lseek(self._fd, 0, os.SEEK_END) < self.rotate_bytes:
                     return
             self._switch_to(self._segment + 1)
-        self._repair_pending = self._check_torn_tail()
+        self._end_torn_tail()
 
 
 class _RotateLock:

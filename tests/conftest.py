@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.small_disk import small_disk  # noqa: F401  (a fixture for full-disk tests)
+
 
 @pytest.fixture
 def collector() -> Iterator:

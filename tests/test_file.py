@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 
 from consumers.file import FileConsumer, list_segments
 from consumers.replay import replay
+from tests.small_disk import fill
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,6 +163,32 @@ def test_fragment_left_by_a_killed_writer_stays_on_its_own_line(tmp_path: Path) 
     result = replay(log, sink)
     assert [json.loads(m)["properties"]["n"] for _, m in sink.items] == [1, 3]
     assert result.corrupt == 1 and result.examples[0]["line"] == 2
+
+
+def test_a_write_that_fails_on_a_full_disk_leaves_no_fragment(small_disk: Path) -> None:
+    log = small_disk / "events.log"
+    consumer = FileConsumer(log)
+    filler = fill(small_disk, leave=3 * 4096)
+    accepted: list[int] = []
+    refused = 0
+    for n in range(1000):
+        try:
+            consumer.send("event", event(n, pad=(n % 4) * 450))
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+            refused += 1
+            if refused == 3:
+                break
+        else:
+            accepted.append(n)
+    assert refused == 3 and len(accepted) > 10
+    filler.unlink()  # space again: the next line must be whole, and so must the log
+    consumer.send("event", event(5000))
+    consumer.close()
+    sink = ListSink()
+    result = replay(log, sink)
+    assert result.corrupt == 0 and result.torn == 0
+    assert [json.loads(m)["properties"]["n"] for _, m in sink.items] == [*accepted, 5000]
 
 
 def test_rotation_produces_segments_that_replay_in_order(tmp_path: Path) -> None:
