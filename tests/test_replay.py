@@ -16,10 +16,10 @@ from consumers.replay import (
     CorruptLineError,
     ReplayInProgressError,
     ReplayProgress,
-    _Checkpoint,
     parse_line,
     replay,
 )
+from consumers._replay.checkpoint import Checkpoint
 
 
 def event(n: int) -> str:
@@ -163,9 +163,12 @@ def test_checkpoint_resumes_after_the_last_confirmed_batch(tmp_path: Path) -> No
     failing = RecordingSink(fail_flush_at=(4,), error=TransportError("connection refused"))
     result = replay(log, failing, batch_size=100)
     assert result.sent == 300 and result.error is not None and "TransportError" in result.error
+    assert result.stopped_by == "outage" and result.owed == 100
     assert failing.buffer == [] and numbers(failing.taken) == list(range(300, 400))
     saved = json.loads((tmp_path / "a.log.checkpoint").read_text())
-    assert saved["segments"]["a.log"]["line"] == 300
+    # read past the failed batch, which is owed: the next run sends it first
+    assert saved["files"]["a.log"]["line"] == 400
+    assert numbers([(t, m) for t, m, _, _ in saved["owed"]]) == list(range(300, 400))
     sink = RecordingSink()
     again = replay(log, sink, batch_size=100)
     assert again.ok and again.sent == 700 and again.resumed_bytes > 0
@@ -192,7 +195,7 @@ def test_refused_records_are_rejected_and_the_rest_count_as_delivered(tmp_path: 
                         "segment": "a.log", "line": 4, "type": "event",
                         "field": "properties.time", "insert_id": "id-3",
                         "message": event(3)}]
-    assert json.loads((tmp_path / "a.log.checkpoint").read_text())["segments"]["a.log"][
+    assert json.loads((tmp_path / "a.log.checkpoint").read_text())["files"]["a.log"][
         "line"] == 10
 
 
@@ -208,7 +211,7 @@ def test_checkpoint_is_replaced_atomically(tmp_path: Path) -> None:
 
     result = replay(log, RecordingSink(), batch_size=10, progress=watch)
     assert result.ok and len(seen) == 5
-    assert [s["segments"]["a.log"]["line"] for s in seen] == [10, 20, 30, 40, 50]  # type: ignore[index]
+    assert [s["files"]["a.log"]["line"] for s in seen] == [10, 20, 30, 40, 50]  # type: ignore[index]
     assert stat.S_IMODE((tmp_path / "a.log.checkpoint").stat().st_mode) == 0o600
     # A stale temp file from a killed run never replaces the real checkpoint.
     (tmp_path / "a.log.checkpoint.tmp999").write_text('{"segments": {"a.log": {"off')
@@ -241,7 +244,7 @@ def test_dry_run_validates_and_counts_but_writes_and_sends_nothing(tmp_path: Pat
 def test_one_replay_per_log_at_a_time(tmp_path: Path) -> None:
     log = tmp_path / "a.log"
     write_log(log, 5)
-    with _Checkpoint(str(tmp_path / "a.log.checkpoint"), write=True):
+    with Checkpoint(str(tmp_path / "a.log.checkpoint"), write=True):
         with pytest.raises(ReplayInProgressError):
             replay(log, RecordingSink())
     assert replay(log, RecordingSink()).sent == 5
@@ -256,7 +259,8 @@ def test_truncated_log_is_replayed_from_the_start(tmp_path: Path) -> None:
     sink = RecordingSink()
     result = replay(log, sink)
     assert numbers(sink.delivered) == [10, 11, 12]
-    assert result.notes and "truncated" in result.notes[0]
+    assert result.unreachable and "a.log" in result.unreachable[0]
+    assert "after byte" in result.unreachable[0]
 
 
 def test_a_plain_callable_is_a_sink_and_bad_arguments_raise(tmp_path: Path) -> None:

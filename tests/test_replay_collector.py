@@ -31,7 +31,7 @@ def write_log(path: Path, count: int) -> None:
 
 def checkpoint_line(path: Path) -> int:
     try:
-        return int(json.loads(path.read_text())["segments"]["a.log"]["line"])
+        return int(json.loads(path.read_text())["files"]["a.log"]["line"])
     except (FileNotFoundError, ValueError, KeyError):
         return 0
 
