@@ -10,6 +10,7 @@ from typing import Optional
 
 import pytest
 
+from consumers._replay.checkpoint import Checkpoint
 from consumers.errors import FailedRecord, RecordsRejectedError, TransportError
 from consumers.file import FileConsumer
 from consumers.replay import (
@@ -19,7 +20,6 @@ from consumers.replay import (
     parse_line,
     replay,
 )
-from consumers._replay.checkpoint import Checkpoint
 
 
 def event(n: int) -> str:
