@@ -20,9 +20,10 @@ lost and the consumer itself sends nothing twice):
   refusals: exactly the unsent messages stay buffered, in their original
   order, and the error's ``pending`` says how many messages are buffered.
   The next ``flush()`` tries again; :meth:`take_pending` hands them over.
-* 413, and a /import 400 that names no record: the batch is split in halves
-  and each half sent, down to single messages; a single message still
-  refused is reported (its error's ``messages``) and dropped.
+* 413, and a 400 that names no record (any endpoint): the batch is split in
+  halves and each half sent, down to single messages; a single message still
+  refused is reported (its error's ``messages``) and dropped, so one bad
+  message never holds back the good ones sent with it.
 * strict /import 400 with ``failed_records``: the accepted records count as
   sent; the failed ones are reported in a ``RecordsRejectedError`` whose
   ``FailedRecord.record`` is the refused ``(type, message_json)``, and are
@@ -247,6 +248,7 @@ class BufferedConsumer(Closing, ForkAware):
                     sum(len(e.messages) for e in reported), "; ".join(map(str, reported)),
                 )
             failure.pending = pending
+            failure.refusals = list(reported)
             raise failure
         if reported:
             error = _combine(reported)
@@ -275,7 +277,7 @@ class BufferedConsumer(Closing, ForkAware):
                 except RecordsRejectedError as exc:
                     reported.append(exc)
                 except RefusedError as exc:
-                    if not _splittable(exc, message_type):
+                    if not _splittable(exc):
                         if exc.status != 200:  # 401, 403, 429/5xx past the budget, ...
                             raise
                         reported.append(exc)  # {"status": 0}: nothing in it is valid
@@ -360,11 +362,9 @@ class BufferedConsumer(Closing, ForkAware):
             if self._owns_consumer:
                 self.consumer.close()
 
-def _splittable(error: RefusedError, message_type: str) -> bool:
-    """413, or a /import 400 naming no record: some message in the batch is the problem."""
-    if isinstance(error, PayloadTooLargeError):
-        return True
-    return message_type == "import" and error.status == 400
+def _splittable(error: RefusedError) -> bool:
+    """413, or a 400 naming no record: some message in the batch is the problem."""
+    return isinstance(error, PayloadTooLargeError) or error.status == 400
 
 
 def _combine(reported: list[DeliveryError]) -> DeliveryError:

@@ -287,6 +287,10 @@ class Consumer(Closing, ForkAware):
     def flush(self) -> None:
         """Nothing is buffered here: a no-op, so every consumer can be flushed."""
 
+    def take_pending(self) -> list[tuple[str, str]]:
+        """Nothing is held here (each ``send`` was delivered or raised): always ``[]``."""
+        return []
+
     def close(self) -> None:
         """Release pooled connections (of a transport this consumer created)."""
         if self._owns_transport:

@@ -49,7 +49,9 @@ class DeliveryError(Exception):
 
     ``messages`` are the messages this error is about (not delivered);
     ``pending`` is how many messages the raising consumer still holds for a
-    later attempt (they are not lost).
+    later attempt (they are not lost); ``refusals`` are the refusals reported
+    by the same flush, whose messages were dropped (the service will not take
+    them).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.messages: list[Message] = list(messages)
         self.pending = pending
+        self.refusals: list[DeliveryError] = []
 
     def __str__(self) -> str:
         text = super().__str__()

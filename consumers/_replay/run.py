@@ -316,16 +316,16 @@ class Run:
     def stop(self, error: Exception, why: str, failed: Optional[Handed] = None) -> None:
         """End the run: the messages read but not delivered are owed (kept in the checkpoint)."""
         take_pending = getattr(self.sink, "take_pending", None)
-        if callable(take_pending):
+        if callable(take_pending):  # the sink says exactly what it did not deliver
             held = Counter(take_pending())
             owed = [i for i in self.batch if _take(held, i[:2])]
-            if failed is not None and failed not in owed and why == "configuration":
-                owed.append(failed)  # refused by send() before it was buffered
-        elif failed is not None:
-            owed = [failed]  # a sink without a buffer delivered everything before it
-        else:
-            refused = Counter(self.refused)
+            if failed is not None and failed not in owed:
+                owed.append(failed)  # refused by send() before it was held, or never held
+        elif callable(getattr(self.sink, "flush", None)):
+            refused = Counter(self.refused)  # a buffer it does not show: all unconfirmed
             owed = [i for i in self.batch if not _take(refused, i[:2])]
+        else:
+            owed = [failed] if failed is not None else []  # each call delivered or raised
         self.owed = owed
         self.result.sent += len(self.batch) - len(self.refused) - len(owed)
         self.result.error = f"{type(error).__name__}: {error}"
