@@ -16,9 +16,13 @@ would show them); they come from the environment:
 ==================================== =============================================
 
 Exit status of ``replay``: 0 everything delivered; 1 some lines or records
-were rejected (see the reject file); 3 delivery failed and replay stopped
-(run it again to resume); 4 replay could not start (no such log, or another
-replay of it is running); 2 bad usage.
+were refused or unreadable (see the reject file; or would be, with
+``--dry-run``), or a rotated file's tail could not be found; 3 delivery
+failed (no answer, 429/5xx past the retry budget, 401/403) and replay
+stopped: run it again to resume, the undelivered messages are sent first;
+4 replay could not start or cannot go on as configured (no such log, another
+replay of it running, a damaged checkpoint, /import without credentials);
+2 bad usage.
 """
 
 from __future__ import annotations
@@ -129,24 +133,36 @@ def add_replay_command(subparsers: Subparsers) -> None:
         description=(
             "Deliver every line of a log file or spool folder, in confirmed batches, "
             "resuming after the last confirmed batch. Credentials come from MIXPANEL_* "
-            "environment variables, never from the command line."
+            "environment variables, never from the command line. Exit status: 0 all "
+            "delivered; 1 refused or unreadable lines (see the reject file); 3 delivery "
+            "failed, run again to resume; 4 could not start or not configured; 2 bad usage."
         ),
     )
     p.add_argument("path", help="log file, or spool folder of events-NNNNNN.log segments")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--region", choices=sorted(REGIONS), help="Mixpanel residency (default us)")
-    where.add_argument("--api-host", metavar="URL", help="custom base URL (proxy, local collector)")
+    where.add_argument("--region", choices=sorted(REGIONS),
+                       help="Mixpanel data-residency region (default: us)")
+    where.add_argument("--api-host", metavar="URL",
+                       help="base URL instead of a region: a proxy, the local collector "
+                            "(default: the region's hosts)")
     p.add_argument("--batch-size", type=_positive_int, default=500, metavar="N",
-                   help="messages per confirmed batch (default 500, the service takes <= 2000)")
+                   help="messages per confirmed batch; the service takes at most 2000 "
+                        "(default: 500)")
     p.add_argument("--dry-run", action="store_true",
-                   help="validate and count only: send nothing, write nothing")
+                   help="check every message against the service's rules and report what "
+                        "would be refused: send nothing, write nothing (default: off)")
     p.add_argument("--no-checkpoint", action="store_true",
-                   help="start from the beginning and do not record progress")
-    p.add_argument("--rejects", metavar="PATH", help="reject file (default beside the log)")
+                   help="start from the beginning and do not record progress (default: off)")
+    p.add_argument("--restart", action="store_true",
+                   help="ignore the checkpoint, even a damaged one, and replay the log from "
+                        "its beginning, recording progress anew (default: off)")
+    p.add_argument("--rejects", metavar="PATH",
+                   help="reject file (default: LOG.rejects, or replay.rejects in a folder)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="HTTP read timeout per request")
+                   help="HTTP read timeout per request (default: the consumer's, 10)")
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="progress bar on stderr (auto: only when stderr is a terminal)")
+                   help="progress bar on stderr; auto: only when stderr is a terminal "
+                        "(default: auto)")
     p.set_defaults(func=run_replay)
 
 
@@ -174,7 +190,7 @@ def _discard(message_type: str, message_json: str) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     """Run ``replay`` as parsed; print one summary line; return the exit status."""
-    from consumers.replay import ReplayInProgressError, replay
+    from consumers.replay import CheckpointError, ReplayInProgressError, replay
 
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     bar = ProgressBar(sys.stderr) if show else None
@@ -192,8 +208,9 @@ def run_replay(args: argparse.Namespace) -> int:
             reject_path=args.rejects,
             progress=bar,
             dry_run=args.dry_run,
+            restart=args.restart,
         )
-    except (FileNotFoundError, ReplayInProgressError) as e:
+    except (FileNotFoundError, ReplayInProgressError, CheckpointError) as e:
         print(f"replay: {e}", file=sys.stderr)
         return EXIT_NOT_STARTED
     finally:
@@ -210,12 +227,31 @@ def run_replay(args: argparse.Namespace) -> int:
     for segment, line in result.torn_at:
         print(f"replay: incomplete last line {segment}:{line} left for the next run",
               file=sys.stderr)
+    for lost in result.unreachable:
+        print(f"replay: unreachable: {lost}", file=sys.stderr)
     print(result.summary())
+    if result.stopped_by == "configuration":
+        print(f"replay: {_configuration_hint(result.error or '')}", file=sys.stderr)
+        return EXIT_NOT_STARTED
     if result.error is not None:
         return EXIT_DELIVERY_FAILED
-    if result.rejected:
+    if result.rejected or result.unreachable:
         return EXIT_REJECTED
     return EXIT_OK
+
+
+_IMPORT_CREDENTIALS = (
+    "set MIXPANEL_SERVICE_ACCOUNT_USERNAME, MIXPANEL_SERVICE_ACCOUNT_SECRET and "
+    "MIXPANEL_PROJECT_ID (a service account), or MIXPANEL_API_SECRET, in the environment"
+)
+
+
+def _configuration_hint(error: str) -> str:
+    """What a user of the command line does about a consumer that cannot send a type."""
+    if "/import" in error:
+        return (f"sending to /import needs credentials: {_IMPORT_CREDENTIALS}, then run "
+                "replay again; the messages not sent are kept and go first")
+    return f"{error}; fix the configuration and run replay again"
 
 
 def add_worker_command(subparsers: Subparsers) -> None:

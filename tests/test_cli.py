@@ -139,16 +139,23 @@ def test_refused_records_exit_1_with_rejects_file(tmp_path: Path, collector: Any
         assert SECRET not in text
 
 
-def test_delivery_failure_exits_3_and_a_rerun_resumes(tmp_path: Path, collector: Any) -> None:
+def test_missing_import_credentials_exit_4_naming_the_variables_and_a_rerun_resumes(
+    tmp_path: Path, collector: Any,
+) -> None:
     log = tmp_path / "imports.log"
     write_log(log, 30, message_type="import")
     failed = run_cli("replay", str(log), "--api-host", collector.url, "--batch-size", "10",
-                     env={"MIXPANEL_SERVICE_ACCOUNT_SECRET": ""})  # no credentials: 401
-    assert failed.returncode == 3, failed.stdout + failed.stderr
+                     env={"MIXPANEL_SERVICE_ACCOUNT_SECRET": ""})  # no credentials at all
+    assert failed.returncode == 4, failed.stdout + failed.stderr
     assert "STOPPED" in failed.stdout and "sent=0" in failed.stdout
+    assert "MIXPANEL_SERVICE_ACCOUNT_USERNAME" in failed.stderr
+    assert "MIXPANEL_API_SECRET" in failed.stderr
+    assert "service_account=" not in failed.stderr and "Traceback" not in failed.stderr
+    assert collector.requests() == []
     env = {"MIXPANEL_SERVICE_ACCOUNT_USERNAME": "sa", "MIXPANEL_SERVICE_ACCOUNT_SECRET": SECRET,
            "MIXPANEL_PROJECT_ID": "123"}
     ok = run_cli("replay", str(log), "--api-host", collector.url, "--batch-size", "10", env=env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "sent=30" in ok.stdout and len(collector.unique("import")) == 30
+    assert len(collector.messages("import")) == 30  # each sent once
     assert SECRET not in ok.stdout + ok.stderr
