@@ -372,7 +372,8 @@ def _combine(reported: list[DeliveryError]) -> DeliveryError:
     if len(reported) == 1:
         return reported[0]
     for error in reported[1:]:
-        log.warning("also refused and dropped: %s", error)
+        # DEBUG: the combined error raised carries these messages too
+        log.debug("also refused and dropped: %s", error)
     if all(isinstance(e, RecordsRejectedError) for e in reported):
         records: list[FailedRecord] = []
         imported = 0

@@ -81,10 +81,6 @@ class MessageTooLargeError(InvalidInputError):
         self.limit = limit
 
 
-def _log_error(status: int, message: str) -> None:
-    logger.error("posthog: delivery failed (status %s): %s", status, message)
-
-
 def _status_of(error: BaseException) -> int:
     status = getattr(error, "status", None)
     return status if isinstance(status, int) else NO_RESPONSE
@@ -163,23 +159,42 @@ class _ReportOutages:
     The background queue keeps such a batch (on disk) and sends it again when
     the host answers, so it is not lost; ``on_error`` still hears about it
     once per failed batch, with the last status, as the Ruby client reports
-    its final failure.  Refusals are reported by the queue's own callback.
+    its final failure: the probes and the shutdown that fail on the same
+    messages again during one outage are not reported again.  Refusals are
+    reported by the queue's own callback.
     """
 
-    def __init__(self, inner: Any, report: Callable[[BaseException, int, str], None]) -> None:
+    #: hashes of messages already reported in this outage; beyond this many, start again
+    _MAX_TOLD = 100_000
+
+    def __init__(self, inner: Any, report: Callable[..., None]) -> None:
         self._inner = inner
         self._report = report
         self.max_batch: int = inner.max_batch
+        self._told: set[int] = set()
 
-    def _outage(self, error: BaseException, count: int) -> None:
-        if _is_transient(error):
-            self._report(error, count, "not delivered after the retry budget; kept to send again")
+    def _outage(self, error: BaseException, messages: Any) -> None:
+        if not _is_transient(error):
+            return
+        if len(self._told) > self._MAX_TOLD:
+            self._told.clear()
+        if messages:
+            fresh = {hash(m) for m in messages} - self._told
+            count = len(fresh)
+        else:  # no batch named: at most once per outage
+            fresh = {0}
+            count = 0 if 0 in self._told else max(1, self.pending())
+        if count:
+            self._told |= fresh
+            self._report(error, count, "not delivered after the retry budget; kept to send again",
+                         kept=True)
 
     def send(self, message_type: str, message_json: str) -> None:
         try:
             self._inner.send(message_type, message_json)
         except Exception as error:
-            self._outage(error, len(getattr(error, "messages", ())) or 1)
+            messages = getattr(error, "messages", None) or [(message_type, message_json)]
+            self._outage(error, messages)
             raise
 
     __call__ = send
@@ -188,8 +203,9 @@ class _ReportOutages:
         try:
             self._inner.flush()
         except Exception as error:
-            self._outage(error, len(getattr(error, "messages", ())) or self._inner.pending())
+            self._outage(error, getattr(error, "messages", None))
             raise
+        self._told.clear()  # delivered: the outage is over
 
     def pending(self) -> int:
         return int(self._inner.pending())
@@ -241,7 +257,7 @@ class Client:
         host = host if host is not None else api_host
         if on_error is not None and not callable(on_error):
             raise InvalidTypeError("on_error must be a callable (status, message)")
-        self._on_error: ErrorCallback = on_error if on_error is not None else _log_error
+        self._on_error: Optional[ErrorCallback] = on_error  # None: log it
         self._default = default
         self._owned: Any = None
         self._lock = threading.Lock()
@@ -286,11 +302,17 @@ class Client:
 
     # -- errors -----------------------------------------------------------
 
-    def _report(self, error: BaseException, count: int, what: str) -> None:
+    def _report(self, error: BaseException, count: int, what: str, *, kept: bool = False) -> None:
+        """Tell ``on_error``; by default log: ERROR when lost, WARNING when ``kept`` to resend."""
+        status, text = _status_of(error), _describe(error, count, what)
+        if self._on_error is None:
+            logger.log(logging.WARNING if kept else logging.ERROR,
+                       "delivery failed (status %s): %s", status, text)
+            return
         try:
-            self._on_error(_status_of(error), _describe(error, count, what))
+            self._on_error(status, text)
         except Exception:  # a broken handler must not break delivery
-            logger.exception("posthog: on_error raised")
+            logger.exception("on_error raised")
 
     def _background_failed(self, error: BaseException, messages: list[tuple[str, str]]) -> None:
         self._report(error, len(messages), "not delivered")
