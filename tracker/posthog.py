@@ -34,9 +34,9 @@ import re
 import threading
 import uuid as _uuid
 from collections.abc import Mapping
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, overload
 
-from tracker import _json, _validation
+from tracker import _hash_calls, _json, _validation
 from tracker._ids import new_uuid
 from tracker._version import __version__
 from tracker.errors import InvalidInputError, InvalidTypeError
@@ -351,10 +351,24 @@ class Client:
 
     # -- calls ------------------------------------------------------------
 
+    @overload
+    def capture(self, message: Mapping[str, Any], /) -> bool: ...
+
+    @overload
     def capture(
         self,
         distinct_id: Any,
         event: str,
+        properties: Optional[Mapping[str, Any]] = None,
+        timestamp: Optional[Union[_dt.datetime, str]] = None,
+        uuid: Optional[Union[str, _uuid.UUID]] = None,
+        groups: Optional[Mapping[str, Any]] = None,
+    ) -> bool: ...
+
+    def capture(
+        self,
+        distinct_id: Any,
+        event: Optional[str] = None,
         properties: Optional[Mapping[str, Any]] = None,
         timestamp: Optional[Union[_dt.datetime, str]] = None,
         uuid: Optional[Union[str, _uuid.UUID]] = None,
@@ -367,7 +381,13 @@ class Client:
         PostHog drops a second event with the same one.  ``groups``
         (``{"company": "acme"}``) is sent as the ``$groups`` property.
         Returns False when delivery failed (reported to ``on_error``).
+
+        The Ruby client's one-dict form works too:
+        ``capture({"distinct_id": ..., "event": ..., "properties": {...}})``.
         """
+        if event is None and isinstance(distinct_id, Mapping):
+            return self.capture(**_hash_calls.keywords(
+                "capture", distinct_id, properties, timestamp, uuid, groups))
         did = _validation.check_distinct_id(distinct_id)
         name = _validation.check_event_name(event)
         props = self._properties(properties)
@@ -393,8 +413,12 @@ class Client:
         """Set person properties on ``distinct_id`` (an ``$identify`` event with ``$set``).
 
         ``$set`` is sent both at the top of the message and inside
-        ``properties``, where PostHog's ingestion looks for it.
+        ``properties``, where PostHog's ingestion looks for it.  The Ruby
+        form ``identify({"distinct_id": ..., "properties": {...}})`` works too.
         """
+        if type(distinct_id) is not str and isinstance(distinct_id, Mapping):
+            return self.identify(**_hash_calls.keywords(
+                "identify", distinct_id, properties, timestamp, uuid))
         did = _validation.check_distinct_id(distinct_id)
         person = self._properties(properties)
         message = {
@@ -408,18 +432,33 @@ class Client:
         }
         return self._deliver(message, "identify")
 
+    @overload
+    def alias(self, message: Mapping[str, Any], /) -> bool: ...
+
+    @overload
     def alias(
         self,
         distinct_id: Any,
         alias: Any,
         timestamp: Optional[Union[_dt.datetime, str]] = None,
         uuid: Optional[Union[str, _uuid.UUID]] = None,
+    ) -> bool: ...
+
+    def alias(
+        self,
+        distinct_id: Any,
+        alias: Any = None,
+        timestamp: Optional[Union[_dt.datetime, str]] = None,
+        uuid: Optional[Union[str, _uuid.UUID]] = None,
     ) -> bool:
         """Make ``alias`` another id of the person ``distinct_id`` (``$create_alias``).
 
         Use it when an anonymous visitor (``alias``, e.g. a session id) signs up
-        as ``distinct_id``, so what they did before counts as theirs.
+        as ``distinct_id``, so what they did before counts as theirs.  The Ruby
+        form ``alias({"distinct_id": ..., "alias": ...})`` works too.
         """
+        if alias is None and isinstance(distinct_id, Mapping):
+            return self.alias(**_hash_calls.keywords("alias", distinct_id, timestamp, uuid))
         did = _validation.check_distinct_id(distinct_id)
         other = _validation.check_distinct_id(alias, "alias")
         if other == did:
