@@ -268,7 +268,8 @@ class BufferedConsumer(Closing, ForkAware):
                 failures.append(failure)
             reported.extend(dropped)
         for extra in failures[1:]:
-            log.error("flush also failed: %s", extra)
+            # WARNING: only the first failure is raised; these messages stay buffered too
+            log.warning("flush of another type also failed (kept buffered): %s", extra)
         self._raise(failures[0] if failures else None, reported)
 
     def _raise(self, failure: Optional[DeliveryError], reported: list[DeliveryError]) -> None:

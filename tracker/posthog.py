@@ -23,7 +23,9 @@ Errors, as in the Ruby library:
   :data:`NO_RESPONSE` (``-1``) when no HTTP answer came (connection refused,
   timeout) or the message was dropped before sending (queue full, client
   shut down).  ``message`` says what failed.  The default handler logs
-  through ``logging`` (logger ``tracker.posthog``).
+  through ``logging`` (logger ``tracker.posthog``): ERROR when messages are
+  lost, WARNING when a batch is kept through an outage to be sent again
+  (once per batch); see ``docs/logging.md``.
 """
 
 from __future__ import annotations
