@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from consumers import _logging  # noqa: F401  (a NullHandler on the top logger)
+
 # Public name -> module that defines it.  Imported on first use so that
 # ``import consumers`` stays cheap and optional extras (redis) load only when asked for.
 _EXPORTS = {

@@ -83,7 +83,7 @@ class Spool:
                     self._writer.send(message_type, message_json)
             except (OSError, ImportError) as error:
                 self._failed = True
-                logger.error("background consumer: cannot write the spool in %s: %s",
+                logger.warning("cannot write the spool in %s: %s",
                              self.root, error)
                 return False
             self.count += len(items)
@@ -157,7 +157,7 @@ class Spool:
             if not self._segments:
                 shutil.rmtree(folder, ignore_errors=True)
             else:
-                logger.warning("background consumer: %d undelivered message(s) kept in %s; "
+                logger.warning("%d undelivered message(s) kept in %s; "
                                "send them with consumers.replay()", self.count, folder)
             if self._lock_file is not None:
                 self._lock_file.close()

@@ -87,7 +87,7 @@ class QueueFullError(DeliveryError):
 
 
 def _log_error(error: BaseException, messages: list[Message]) -> None:
-    logger.error("background consumer: %d message(s) not delivered: %s", len(messages), error)
+    logger.error("%d message(s) not delivered: %s", len(messages), error)
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -260,7 +260,7 @@ class BackgroundConsumer(Closing):
                 if self._thread is None:
                     self._start()
                 return
-            logger.error("background consumer: the spool is unusable; "
+            logger.warning("the spool is unusable; "
                          "falling back to overflow='block'")
             self._overflow = "block"
         if self._overflow == "block" and self._wait_for_room():
@@ -311,7 +311,7 @@ class BackgroundConsumer(Closing):
             return self._idle()
         if threading.current_thread() is self._thread:
             # from on_error: the worker cannot wait for itself
-            logger.warning("background consumer: flush() called on the worker thread; ignored")
+            logger.warning("flush() called on the worker thread; ignored")
             return False
         marker = _Marker()
         with self._lock:
@@ -355,7 +355,7 @@ class BackgroundConsumer(Closing):
         self._wake.set()
         thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
         if thread.is_alive():
-            logger.warning("background consumer: the worker is still delivering after %.3g s; "
+            logger.warning("the worker is still delivering after %.3g s; "
                            "it finishes in the background", timeout)
 
     # -- introspection -------------------------------------------------------------
@@ -413,7 +413,7 @@ class BackgroundConsumer(Closing):
                 try:
                     self._step()
                 except Exception:  # a bug here must not end delivery for the process
-                    logger.exception("background consumer: unexpected error in the worker")
+                    logger.exception("unexpected error in the worker")
                     self._wake.wait(self._probe_interval)
                 self._report_drops()
                 self._sleep()
@@ -587,7 +587,7 @@ class BackgroundConsumer(Closing):
     def _enter_outage(self, error: BaseException) -> None:
         self._outages += 1
         if not self._outage:
-            logger.warning("background consumer: destination unavailable (%s); %s, "
+            logger.warning("destination unavailable (%s); %s, "
                            "probing every %.3g to %.3g s", error,
                            "spooling to disk" if self._spool is not None else "holding messages",
                            self._probe_interval, self._max_probe_interval)
@@ -608,7 +608,7 @@ class BackgroundConsumer(Closing):
                 self._backoff = min(self._backoff * 2, self._max_probe_interval)
                 self._next_probe = time.monotonic() + self._backoff
             return False
-        logger.info("background consumer: destination reachable again")
+        logger.info("destination reachable again")
         self._outage = False
         self._backoff = self._probe_interval
         return True
@@ -650,7 +650,7 @@ class BackgroundConsumer(Closing):
         if self._spool is None:
             return
         for folder in self._spool.orphans():
-            logger.info("background consumer: replaying a spool left behind in %s", folder)
+            logger.info("replaying a spool left behind in %s", folder)
             for segment in sorted(p for p in folder.glob("seg-*") if p.is_dir()):
                 if not self._replay_folder(segment, own=False):
                     return
@@ -672,7 +672,7 @@ class BackgroundConsumer(Closing):
         if result.error is not None or self._outages != outages:
             return False
         if result.torn:
-            logger.warning("background consumer: %d torn line(s) left in %s", result.torn, folder)
+            logger.warning("%d torn line(s) left in %s", result.torn, folder)
         if own:
             assert self._spool is not None
             self._spool.done(folder)
@@ -697,7 +697,7 @@ class BackgroundConsumer(Closing):
         try:
             self._on_error(error, messages)
         except Exception:
-            logger.exception("background consumer: on_error raised")
+            logger.exception("on_error raised")
 
     def _report_drops(self) -> None:
         if not self._drop_report:
@@ -840,7 +840,7 @@ class _AtexitRegistry:
             try:
                 consumer.close()
             except Exception:
-                logger.exception("background consumer: close at exit failed")
+                logger.exception("close at exit failed")
 
 
 _atexit_registry = _AtexitRegistry()

@@ -43,14 +43,17 @@ what was not sent in front of anything buffered meanwhile.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional, Protocol, Union
+from typing import Any, Callable, Optional, Protocol, Union, overload
 
 from consumers._closing import Closing
 from consumers._fork import ForkAware
+from consumers._guesses import positional_urls, unexpected_keyword
 from consumers.consumer import MAX_BATCH, Consumer
 from consumers.endpoints import MESSAGE_TYPES
 from consumers.errors import (
@@ -105,6 +108,12 @@ def _per_type(name: str, value: Limit, default: Mapping[str, int]) -> dict[str, 
     return limits
 
 
+@functools.cache
+def _consumer_keywords() -> frozenset[str]:
+    """The keyword arguments Consumer takes (what BufferedConsumer passes on)."""
+    return frozenset(p for p in inspect.signature(Consumer.__init__).parameters if p != "self")
+
+
 def _size(message: str) -> int:
     # Characters, plus the comma: exact for ASCII JSON; a batch that encodes
     # larger than the limit is split when the service answers 413.
@@ -122,14 +131,39 @@ class BufferedConsumer(Closing, ForkAware):
     defaults.
     """
 
+    @overload
+    def __init__(
+        self,
+        consumer: BatchSender,
+        *,
+        max_batch: Limit = ...,
+        max_bytes: Optional[Limit] = ...,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        *,
+        max_batch: Limit = ...,
+        max_bytes: Optional[Limit] = ...,
+        **consumer_kwargs: Any,
+    ) -> None: ...
+
     def __init__(
         self,
         consumer: Optional[BatchSender] = None,
-        *,
+        *more: Any,  # only to answer the Ruby positional form with a clear error
         max_batch: Limit = 50,
         max_bytes: Optional[Limit] = None,
         **consumer_kwargs: Any,
     ) -> None:
+        if more or isinstance(consumer, str):
+            raise positional_urls(consumer, more)
+        for name, value in consumer_kwargs.items():
+            if name not in _consumer_keywords():
+                raise unexpected_keyword(
+                    name, value, {"consumer", "max_batch", "max_bytes"} | _consumer_keywords()
+                )
         if consumer is not None and consumer_kwargs:
             raise TypeError(
                 f"pass either consumer or Consumer arguments, not both: {sorted(consumer_kwargs)}"
@@ -235,7 +269,8 @@ class BufferedConsumer(Closing, ForkAware):
                 failures.append(failure)
             reported.extend(dropped)
         for extra in failures[1:]:
-            log.error("flush also failed: %s", extra)
+            # WARNING: only the first failure is raised; these messages stay buffered too
+            log.warning("flush of another type also failed (kept buffered): %s", extra)
         self._raise(failures[0] if failures else None, reported)
 
     def _raise(self, failure: Optional[DeliveryError], reported: list[DeliveryError]) -> None:
@@ -372,7 +407,8 @@ def _combine(reported: list[DeliveryError]) -> DeliveryError:
     if len(reported) == 1:
         return reported[0]
     for error in reported[1:]:
-        log.warning("also refused and dropped: %s", error)
+        # DEBUG: the combined error raised carries these messages too
+        log.debug("also refused and dropped: %s", error)
     if all(isinstance(e, RecordsRejectedError) for e in reported):
         records: list[FailedRecord] = []
         imported = 0

@@ -2,9 +2,13 @@
 
 Where each type goes comes from :class:`~consumers.endpoints.Endpoints`
 (``region=``, ``api_host=``, ``endpoints=``, or the Ruby library's per-type
-URLs ``events_url=`` / ``update_url=`` / ``groups_url=`` / ``import_url=``)::
+URLs ``events_url`` / ``update_url`` / ``groups_url`` / ``import_url``, by
+keyword or in that order, as Ruby's ``Consumer.new``)::
 
     consumer = Consumer(region="eu")
+    consumer = Consumer("https://api-eu.mixpanel.com/track",     # the Ruby form:
+                        "https://api-eu.mixpanel.com/engage",    # /import follows
+                        "https://api-eu.mixpanel.com/groups")    # to the EU host
     consumer.send("event", message_json)                     # POST now
     consumer.send_batch("event", [m1, m2, m3])               # one POST, one batch
 
@@ -115,7 +119,11 @@ class Consumer(Closing, ForkAware):
     ``region`` ("us", "eu", "in"), ``api_host`` (any base URL) or
     ``endpoints`` (an :class:`Endpoints`) pick the destination, at most one
     of them; ``events_url``, ``update_url``, ``groups_url``, ``import_url``
-    then override single types (the Ruby library's ``Consumer.new`` form).
+    (also positional, in that order: the Ruby library's ``Consumer.new``
+    form) then override single types.  Given alone, the URLs decide the
+    rest: the types left out go to the one host the given URLs name (so
+    EU URLs keep /import in the EU), and URLs naming different hosts must
+    name every type (else :class:`ConfigurationError`).
     ``service_account`` (``ServiceAccount`` or ``(username, secret,
     project_id)``), ``api_secret`` or ``project_token`` authenticate /import.
     ``timeout`` is ``(connect, read)`` seconds; ``retry`` a
@@ -128,14 +136,14 @@ class Consumer(Closing, ForkAware):
 
     def __init__(
         self,
-        *,
-        region: Optional[str] = None,
-        api_host: Optional[str] = None,
-        endpoints: Optional[Endpoints] = None,
         events_url: Optional[str] = None,
         update_url: Optional[str] = None,
         groups_url: Optional[str] = None,
         import_url: Optional[str] = None,
+        *,
+        region: Optional[str] = None,
+        api_host: Optional[str] = None,
+        endpoints: Optional[Endpoints] = None,
         project_token: Optional[str] = None,
         service_account: Union[ServiceAccount, tuple[str, str, str], None] = None,
         api_secret: Optional[str] = None,
@@ -147,8 +155,7 @@ class Consumer(Closing, ForkAware):
         session: Optional[requests.Session] = None,
         transport: Optional[HttpTransport] = None,
     ) -> None:
-        base = Endpoints.resolve(endpoints, region=region, api_host=api_host)
-        overrides = {
+        urls = {
             name: url
             for name, url in (
                 ("events", events_url),
@@ -158,7 +165,9 @@ class Consumer(Closing, ForkAware):
             )
             if url is not None
         }
-        self.endpoints: Endpoints = attrs.evolve(base, **overrides) if overrides else base
+        self.endpoints: Endpoints = Endpoints.resolve(
+            endpoints, region=region, api_host=api_host, urls=urls
+        )
         self._service_account = _service_account(service_account)
         self._api_secret = api_secret or None
         self._project_token = project_token or None

@@ -261,7 +261,8 @@ class PostHogConsumer(Closing, ForkAware):
         """Keep the batch for later (an outage) or drop it (a refusal); describe it on ``error``."""
         if isinstance(error, RefusedError) and error.status not in self.retry.retry_statuses:
             self._drop_front(len(batch))
-            logger.error("posthog: %d message(s) refused with status %d: %.200s",
+            # DEBUG: the error raised next carries these messages; its handler reports them
+            logger.debug("dropped %d message(s) refused with status %d: %.200s",
                          len(batch), error.status, error.body)
         error.messages = [(_TYPE, m) for m, _ in batch]
         error.pending = len(self._buffer)

@@ -483,10 +483,12 @@ class StreamWorker(Closing):
     def _fail(self, text: str) -> None:
         self.counters["failures"] += 1
         self.last_error = text
+        # the first failure after a success is news; the retries of one outage are not
+        level = logging.WARNING if self._backoff == 0.0 else logging.DEBUG
         self._backoff = min(self.backoff_max, max(self.backoff_initial, self._backoff * 2))
         delay = self._backoff * (0.5 + random.random() / 2)
         self._retry_at = time.monotonic() + delay
-        log.warning("%s; retrying in %.1f s", text, delay)
+        log.log(level, "%s; retrying in %.1f s", text, delay)
 
     def _finish(self) -> None:
         try:

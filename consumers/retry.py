@@ -223,7 +223,8 @@ class _Schedule:
 def _log_retry(state: tenacity.RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome is not None else None
     wait = state.next_action.sleep if state.next_action is not None else 0.0
-    log.warning(
+    # DEBUG: one outage makes many attempts; what finally fails is raised to the caller
+    log.debug(
         "delivery attempt %d failed (%s); retrying in %.3f s",
         state.attempt_number, error, wait,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from tracker import _logging  # noqa: F401  (a NullHandler on the top logger)
 from tracker._version import __version__
 
 _EXPORTS = {

@@ -23,7 +23,9 @@ Errors, as in the Ruby library:
   :data:`NO_RESPONSE` (``-1``) when no HTTP answer came (connection refused,
   timeout) or the message was dropped before sending (queue full, client
   shut down).  ``message`` says what failed.  The default handler logs
-  through ``logging`` (logger ``tracker.posthog``).
+  through ``logging`` (logger ``tracker.posthog``): ERROR when messages are
+  lost, WARNING when a batch is kept through an outage to be sent again
+  (once per batch); see ``docs/logging.md``.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ import re
 import threading
 import uuid as _uuid
 from collections.abc import Mapping
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, overload
 
-from tracker import _json, _validation
+from tracker import _hash_calls, _json, _validation
 from tracker._ids import new_uuid
 from tracker._version import __version__
 from tracker.errors import InvalidInputError, InvalidTypeError
@@ -79,10 +81,6 @@ class MessageTooLargeError(InvalidInputError):
         super().__init__(message)
         self.size = size
         self.limit = limit
-
-
-def _log_error(status: int, message: str) -> None:
-    logger.error("posthog: delivery failed (status %s): %s", status, message)
 
 
 def _status_of(error: BaseException) -> int:
@@ -163,23 +161,42 @@ class _ReportOutages:
     The background queue keeps such a batch (on disk) and sends it again when
     the host answers, so it is not lost; ``on_error`` still hears about it
     once per failed batch, with the last status, as the Ruby client reports
-    its final failure.  Refusals are reported by the queue's own callback.
+    its final failure: the probes and the shutdown that fail on the same
+    messages again during one outage are not reported again.  Refusals are
+    reported by the queue's own callback.
     """
 
-    def __init__(self, inner: Any, report: Callable[[BaseException, int, str], None]) -> None:
+    #: hashes of messages already reported in this outage; beyond this many, start again
+    _MAX_TOLD = 100_000
+
+    def __init__(self, inner: Any, report: Callable[..., None]) -> None:
         self._inner = inner
         self._report = report
         self.max_batch: int = inner.max_batch
+        self._told: set[int] = set()
 
-    def _outage(self, error: BaseException, count: int) -> None:
-        if _is_transient(error):
-            self._report(error, count, "not delivered after the retry budget; kept to send again")
+    def _outage(self, error: BaseException, messages: Any) -> None:
+        if not _is_transient(error):
+            return
+        if len(self._told) > self._MAX_TOLD:
+            self._told.clear()
+        if messages:
+            fresh = {hash(m) for m in messages} - self._told
+            count = len(fresh)
+        else:  # no batch named: at most once per outage
+            fresh = {0}
+            count = 0 if 0 in self._told else max(1, self.pending())
+        if count:
+            self._told |= fresh
+            self._report(error, count, "not delivered after the retry budget; kept to send again",
+                         kept=True)
 
     def send(self, message_type: str, message_json: str) -> None:
         try:
             self._inner.send(message_type, message_json)
         except Exception as error:
-            self._outage(error, len(getattr(error, "messages", ())) or 1)
+            messages = getattr(error, "messages", None) or [(message_type, message_json)]
+            self._outage(error, messages)
             raise
 
     __call__ = send
@@ -188,8 +205,9 @@ class _ReportOutages:
         try:
             self._inner.flush()
         except Exception as error:
-            self._outage(error, len(getattr(error, "messages", ())) or self._inner.pending())
+            self._outage(error, getattr(error, "messages", None))
             raise
+        self._told.clear()  # delivered: the outage is over
 
     def pending(self) -> int:
         return int(self._inner.pending())
@@ -241,7 +259,7 @@ class Client:
         host = host if host is not None else api_host
         if on_error is not None and not callable(on_error):
             raise InvalidTypeError("on_error must be a callable (status, message)")
-        self._on_error: ErrorCallback = on_error if on_error is not None else _log_error
+        self._on_error: Optional[ErrorCallback] = on_error  # None: log it
         self._default = default
         self._owned: Any = None
         self._lock = threading.Lock()
@@ -286,11 +304,17 @@ class Client:
 
     # -- errors -----------------------------------------------------------
 
-    def _report(self, error: BaseException, count: int, what: str) -> None:
+    def _report(self, error: BaseException, count: int, what: str, *, kept: bool = False) -> None:
+        """Tell ``on_error``; by default log: ERROR when lost, WARNING when ``kept`` to resend."""
+        status, text = _status_of(error), _describe(error, count, what)
+        if self._on_error is None:
+            logger.log(logging.WARNING if kept else logging.ERROR,
+                       "delivery failed (status %s): %s", status, text)
+            return
         try:
-            self._on_error(_status_of(error), _describe(error, count, what))
+            self._on_error(status, text)
         except Exception:  # a broken handler must not break delivery
-            logger.exception("posthog: on_error raised")
+            logger.exception("on_error raised")
 
     def _background_failed(self, error: BaseException, messages: list[tuple[str, str]]) -> None:
         self._report(error, len(messages), "not delivered")
@@ -329,10 +353,24 @@ class Client:
 
     # -- calls ------------------------------------------------------------
 
+    @overload
+    def capture(self, message: Mapping[str, Any], /) -> bool: ...
+
+    @overload
     def capture(
         self,
         distinct_id: Any,
         event: str,
+        properties: Optional[Mapping[str, Any]] = None,
+        timestamp: Optional[Union[_dt.datetime, str]] = None,
+        uuid: Optional[Union[str, _uuid.UUID]] = None,
+        groups: Optional[Mapping[str, Any]] = None,
+    ) -> bool: ...
+
+    def capture(
+        self,
+        distinct_id: Any,
+        event: Optional[str] = None,
         properties: Optional[Mapping[str, Any]] = None,
         timestamp: Optional[Union[_dt.datetime, str]] = None,
         uuid: Optional[Union[str, _uuid.UUID]] = None,
@@ -345,7 +383,13 @@ class Client:
         PostHog drops a second event with the same one.  ``groups``
         (``{"company": "acme"}``) is sent as the ``$groups`` property.
         Returns False when delivery failed (reported to ``on_error``).
+
+        The Ruby client's one-dict form works too:
+        ``capture({"distinct_id": ..., "event": ..., "properties": {...}})``.
         """
+        if event is None and isinstance(distinct_id, Mapping):
+            return self.capture(**_hash_calls.keywords(
+                "capture", distinct_id, properties, timestamp, uuid, groups))
         did = _validation.check_distinct_id(distinct_id)
         name = _validation.check_event_name(event)
         props = self._properties(properties)
@@ -371,8 +415,12 @@ class Client:
         """Set person properties on ``distinct_id`` (an ``$identify`` event with ``$set``).
 
         ``$set`` is sent both at the top of the message and inside
-        ``properties``, where PostHog's ingestion looks for it.
+        ``properties``, where PostHog's ingestion looks for it.  The Ruby
+        form ``identify({"distinct_id": ..., "properties": {...}})`` works too.
         """
+        if type(distinct_id) is not str and isinstance(distinct_id, Mapping):
+            return self.identify(**_hash_calls.keywords(
+                "identify", distinct_id, properties, timestamp, uuid))
         did = _validation.check_distinct_id(distinct_id)
         person = self._properties(properties)
         message = {
@@ -386,18 +434,33 @@ class Client:
         }
         return self._deliver(message, "identify")
 
+    @overload
+    def alias(self, message: Mapping[str, Any], /) -> bool: ...
+
+    @overload
     def alias(
         self,
         distinct_id: Any,
         alias: Any,
         timestamp: Optional[Union[_dt.datetime, str]] = None,
         uuid: Optional[Union[str, _uuid.UUID]] = None,
+    ) -> bool: ...
+
+    def alias(
+        self,
+        distinct_id: Any,
+        alias: Any = None,
+        timestamp: Optional[Union[_dt.datetime, str]] = None,
+        uuid: Optional[Union[str, _uuid.UUID]] = None,
     ) -> bool:
         """Make ``alias`` another id of the person ``distinct_id`` (``$create_alias``).
 
         Use it when an anonymous visitor (``alias``, e.g. a session id) signs up
-        as ``distinct_id``, so what they did before counts as theirs.
+        as ``distinct_id``, so what they did before counts as theirs.  The Ruby
+        form ``alias({"distinct_id": ..., "alias": ...})`` works too.
         """
+        if alias is None and isinstance(distinct_id, Mapping):
+            return self.alias(**_hash_calls.keywords("alias", distinct_id, timestamp, uuid))
         did = _validation.check_distinct_id(distinct_id)
         other = _validation.check_distinct_id(alias, "alias")
         if other == did:

@@ -42,7 +42,7 @@ _DEFAULT_TRACK_URL = "https://api.mixpanel.com/track"
 
 
 def _log_error(error: BaseException) -> None:
-    logger.error("tracker: delivery failed: %s", error)
+    logger.error("delivery failed: %s", error)
 
 
 def _is_delivery_error(error: BaseException) -> bool:
