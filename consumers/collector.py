@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--service-account", action="append", type=_service_account, default=[],
         metavar="USER:SECRET",
-        help="accept only these service accounts on /import (repeatable; "
-             "default: any well-formed credentials)",
+        help="accept only these service accounts on /import, repeatable "
+             "(default: any well-formed credentials)",
     )
     return parser
 
