@@ -47,11 +47,11 @@ def fast_loads() -> Optional[Loads]:
             value = orjson_loads(text)
         except decode_error:
             return json.loads(text)
-        # orjson follows nesting to 1024 levels, json only to the recursion limit less
-        # the stack in use; what json cannot decode must not be stored (reading it back
-        # would fail).  orjson.dumps refuses more than 255 levels, cheaply: only those
-        # documents are decoded again, by json, which decides.
-        if len(text) > _SHALLOW_ENOUGH:
+        # orjson follows any depth of nesting, json only the recursion limit less the
+        # stack in use: what json cannot decode must not be stored, or reading it back
+        # fails.  Only a text with many brackets can nest that deep, and orjson.dumps
+        # refuses more than 255 levels, cheaply: json decides on those texts.
+        if len(text) > 2 * _SURELY_DECODABLE and _openers(text) > _SURELY_DECODABLE:
             try:
                 orjson_dumps(value)
             except TypeError:
@@ -61,8 +61,16 @@ def fast_loads() -> Optional[Loads]:
     return loads
 
 
-#: A document this short nests at most half as many levels: no deeper than 255.
-_SHALLOW_ENOUGH = 2 * 255
+#: json decodes this many levels of nesting from any stack a server is likely to have.
+_SURELY_DECODABLE = 500
+
+
+def _openers(text: Any) -> int:
+    """How many ``[`` and ``{`` a JSON text holds (in strings too: an upper bound)."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{")
+    data = bytes(text)  # the same object when it already is bytes
+    return data.count(b"[") + data.count(b"{")
 
 
 class BodyError(ValueError):
