@@ -30,7 +30,7 @@ from consumers._collector.bodies import fast_loads
 from consumers._collector.servers import MODES, AsyncioServer, ThreadedServer
 from consumers._collector.store import ENDPOINTS, Fault, FaultPlan, Store
 
-__all__ = ["ENDPOINTS", "MODES", "Collector", "main"]
+__all__ = ["ENDPOINTS", "EXIT_NOT_STARTED", "MODES", "Collector", "build_parser", "main"]
 
 _Server = Union[ThreadedServer, AsyncioServer]
 
@@ -208,26 +208,72 @@ def _summary(entry: dict[str, Any]) -> str:
     )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the collector in the foreground until Ctrl-C or SIGTERM."""
+#: Exit status when the collector could not start (busy port, unknown host):
+#: the same meaning as the toolkit's main command line gives it.
+EXIT_NOT_STARTED = 4
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
+    return port
+
+
+def _service_account(text: str) -> tuple[str, str]:
+    user, sep, secret = text.partition(":")
+    if not sep or not user or not secret:
+        raise argparse.ArgumentTypeError("expected USER:SECRET, both non-empty")
+    return user, secret
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The collector's command-line options, each with its default in ``--help``."""
     parser = argparse.ArgumentParser(
         prog="python -m consumers.collector",
-        description="Local Mixpanel-compatible ingestion server (and PostHog /batch/).",
+        description=(
+            "Local Mixpanel-compatible ingestion server (/track, /engage, /groups, /import), "
+            "plus PostHog /batch/ and Segment /v1/batch. Prints one line per request and, "
+            "on Ctrl-C or SIGTERM, the per-endpoint counters as JSON."
+        ),
+        epilog=(
+            "Read API: GET /_collector/records, /_collector/requests, /_collector/stats; "
+            "POST /_collector/reset; GET/POST /_collector/faults. "
+            f"Exit status: 0 after Ctrl-C or SIGTERM, 2 for bad options, "
+            f"{EXIT_NOT_STARTED} when it cannot listen (port in use, unknown host)."
+        ),
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    parser.add_argument("--mode", choices=MODES, default="threaded")
-    parser.add_argument("--quiet", action="store_true", help="no line per request")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=_port, default=8080,
+                        help="port to listen on; 0 picks a free port (default: %(default)s)")
+    parser.add_argument("--mode", choices=MODES, default="threaded",
+                        help="server: threaded (one thread per connection) or asyncio "
+                             "(one event loop) (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", default=False,
+                        help="do not print a line per request (default: print one)")
+    parser.add_argument("--fast-json", action="store_true", default=False,
+                        help="decode with orjson if it is installed, same acceptance "
+                             "(default: the standard library's json)")
+    parser.add_argument("--project-id", default=None,
+                        help="with --service-account: the project_id /import must name "
+                             "(default: any)")
     parser.add_argument(
-        "--fast-json", action="store_true", help="decode with orjson if it is installed"
+        "--service-account", action="append", type=_service_account, default=[],
+        metavar="USER:SECRET",
+        help="accept only these service accounts on /import, repeatable "
+             "(default: any well-formed credentials)",
     )
-    parser.add_argument("--project-id", default=None)
-    parser.add_argument(
-        "--service-account", action="append", default=[], metavar="USER:SECRET",
-        help="accept this service account on /import (repeatable)",
-    )
-    args = parser.parse_args(argv)
-    accounts = dict(a.split(":", 1) for a in args.service_account if ":" in a)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the collector in the foreground until Ctrl-C or SIGTERM; return the exit status."""
+    args = build_parser().parse_args(argv)
+    accounts = dict(args.service_account)
 
     def report(entry: dict[str, Any]) -> None:
         print(_summary(entry), flush=True)
@@ -245,7 +291,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # both stop the loop below, whenever they arrive (no KeyboardInterrupt to race with)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    collector.start()
+    try:
+        collector.start()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(f"collector: cannot listen on {args.host}:{args.port}: {reason}",
+              file=sys.stderr, flush=True)
+        return EXIT_NOT_STARTED
     decoder = "orjson" if collector.fast_json else "json"
     print(
         f"collector listening on {collector.url} ({collector.mode}, {decoder}); Ctrl-C stops",

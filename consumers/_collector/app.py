@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional, Union
 from urllib.parse import parse_qsl
 
 from consumers._collector.bodies import (
+    TOO_DEEP,
     BodyError,
     Loads,
     TooLargeError,
@@ -31,6 +32,7 @@ from consumers._collector.validation import (
     MAX_EVENT_BYTES,
     MAX_IMPORT_BYTES,
     MAX_RECORDS,
+    MAX_REQUEST_BYTES,
     Problem,
     all_events_valid,
     check_engage,
@@ -44,6 +46,13 @@ _JSON = "application/json"
 _TEXT = "text/plain"
 _RATE_LIMITED = "Project exceeded rate limits. Please retry the request with exponential backoff."
 _TOO_LARGE = f"request exceeds max limit of {MAX_IMPORT_BYTES} bytes"
+#: PostHog's capture service refuses batch bodies over 20 MB (uncompressed).
+MAX_BATCH_BYTES = 20 * 1024 * 1024
+#: What ``/track?img=1`` answers: a 1x1 transparent GIF, as the real service serves.
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff"
+    b"!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
 
 
 class Request:
@@ -221,11 +230,20 @@ class App:
         return self._track_like(request, route, entry)
 
     def _track_like(self, request: Request, route: str, entry: dict[str, Any]) -> Response:
+        response = self._track_answer(request, route, entry)
+        if route == "track" and request.query.get("img") == "1" and response.status == 200:
+            return Response(200, PIXEL, "image/gif", [("Cache-Control", "no-cache, no-store")])
+        return response
+
+    def _track_answer(self, request: Request, route: str, entry: dict[str, Any]) -> Response:
         verbose = request.query.get("verbose") == "1"
         try:
-            payload, form, source = _read_payload(request, None, self.loads)
+            payload, form, source = _read_payload(request, MAX_REQUEST_BYTES, self.loads)
             verbose = verbose or form.get("verbose") == "1"
-        except (BodyError, TooLargeError) as exc:
+        except TooLargeError:
+            self.store.add(route, [], 0)
+            return _too_large()
+        except BodyError as exc:
             self.store.add(route, [], 0)
             return _status_answer(False, str(exc), verbose)
         records = payload if isinstance(payload, list) else [payload]
@@ -318,9 +336,14 @@ class App:
             body = request.body
             compression = request.query.get("compression", "")
             if request.headers.get("content-encoding", "") == "gzip" or "gzip" in compression:
-                body = decompress(body)
+                body = decompress(body, MAX_BATCH_BYTES)
+            elif len(body) > MAX_BATCH_BYTES:
+                raise TooLargeError(f"body exceeds {MAX_BATCH_BYTES} bytes")
             payload = parse_json(body, loads=self.loads) if body.strip() else None
-        except (BodyError, TooLargeError) as exc:
+        except TooLargeError as exc:
+            self.store.add(route, [], 0)
+            return _posthog_error(413, "validation_error", "payload_too_large", str(exc))
+        except BodyError as exc:
             self.store.add(route, [], 0)
             return _posthog_error(
                 400, "validation_error", "invalid_payload", f"Malformed request data: {exc}"
@@ -384,7 +407,10 @@ class App:
             if action == "faults" and request.method == "GET":
                 return _json_response(200, self.faults.pending())
             if action == "faults" and request.method == "POST":
-                spec = json.loads(request.body or b"{}")
+                try:
+                    spec = json.loads(request.body or b"{}")
+                except RecursionError:
+                    raise ValueError(TOO_DEEP) from None
                 if not isinstance(spec, dict):
                     raise ValueError("expected a JSON object")
                 self.faults.add(fault_from_json(spec))
@@ -439,13 +465,16 @@ _CHECKS: dict[str, Callable[[Any], Optional[Problem]]] = {
 
 
 def _read_payload(
-    request: Request, limit: Optional[int], loads: Loads
+    request: Request, limit: int, loads: Loads
 ) -> tuple[Any, dict[str, str], Union[str, bytes, None]]:
-    """The decoded payload, the form fields (empty unless a form), and the JSON text."""
+    """The decoded payload, the form fields (empty unless a form), and the JSON text.
+
+    ``limit`` bounds the uncompressed body (TooLargeError beyond it).
+    """
     body = request.body
     if request.headers.get("content-encoding", "").lower() == "gzip":
         body = decompress(body, limit)
-    elif limit is not None and len(body) > limit:
+    elif len(body) > limit:
         raise TooLargeError(f"body exceeds {limit} bytes")
     content_type = request.headers.get("content-type", "").lower()
     form: dict[str, str] = {}
@@ -487,8 +516,8 @@ def _validate(
             problem = check(message)
         else:
             problem = check_event(message, imported=imported, now_ms=now_ms)
-        if problem is None and sized and _too_big(message):
-            problem = Problem("", f"event exceeds max size of {MAX_EVENT_BYTES} bytes")
+        if problem is None and sized:
+            problem = _size_problem(message)
         if problem is None:
             accepted.append(message)
             if route == "track" and _placeholder(message):
@@ -498,8 +527,14 @@ def _validate(
     return accepted, problems, placeholders
 
 
-def _too_big(message: Any) -> bool:
-    return len(json.dumps(message, separators=(",", ":")).encode()) > MAX_EVENT_BYTES
+def _size_problem(message: Any) -> Optional[Problem]:
+    try:
+        size = len(json.dumps(message, separators=(",", ":")).encode())
+    except RecursionError:  # it decoded, but only just: refused like a body nested deeper
+        return Problem("", TOO_DEEP)
+    if size > MAX_EVENT_BYTES:
+        return Problem("", f"event exceeds max size of {MAX_EVENT_BYTES} bytes")
+    return None
 
 
 def _placeholder(message: dict[str, Any]) -> bool:

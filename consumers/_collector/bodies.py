@@ -1,4 +1,8 @@
-"""Turning request bodies into lists of messages, as the ingestion service reads them."""
+"""Turning request bodies into lists of messages, as the ingestion service reads them.
+
+Every function here raises only :class:`BodyError` or :class:`TooLargeError`
+for bad input, whatever the bytes (deep nesting included).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qsl, unquote_plus
 
 __all__ = [
+    "TOO_DEEP",
     "BodyError",
     "Loads",
     "TooLargeError",
@@ -34,15 +39,38 @@ def fast_loads() -> Optional[Loads]:
     except ImportError:
         return None
     orjson_loads = orjson.loads
+    orjson_dumps = orjson.dumps
     decode_error = orjson.JSONDecodeError
 
     def loads(text: Any) -> Any:
         try:
-            return orjson_loads(text)
+            value = orjson_loads(text)
         except decode_error:
             return json.loads(text)
+        # orjson follows any depth of nesting, json only the recursion limit less the
+        # stack in use: what json cannot decode must not be stored, or reading it back
+        # fails.  Only a text with many brackets can nest that deep, and orjson.dumps
+        # refuses more than 255 levels, cheaply: json decides on those texts.
+        if len(text) > 2 * _SURELY_DECODABLE and _openers(text) > _SURELY_DECODABLE:
+            try:
+                orjson_dumps(value)
+            except TypeError:
+                return json.loads(text)
+        return value
 
     return loads
+
+
+#: json decodes this many levels of nesting from any stack a server is likely to have.
+_SURELY_DECODABLE = 500
+
+
+def _openers(text: Any) -> int:
+    """How many ``[`` and ``{`` a JSON text holds (in strings too: an upper bound)."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{")
+    data = bytes(text)  # the same object when it already is bytes
+    return data.count(b"[") + data.count(b"{")
 
 
 class BodyError(ValueError):
@@ -53,19 +81,27 @@ class TooLargeError(ValueError):
     """The uncompressed body is larger than allowed."""
 
 
-def decompress(body: bytes, limit: Optional[int] = None) -> bytes:
-    """Gunzip ``body``; stop at ``limit`` uncompressed bytes (TooLargeError)."""
+#: What a body nested deeper than the decoder can follow is refused with.
+TOO_DEEP = "invalid JSON: nested too deeply"
+
+
+def decompress(body: bytes, limit: int) -> bytes:
+    """Gunzip ``body``; stop at ``limit`` uncompressed bytes (TooLargeError).
+
+    Never holds more than ``limit + 1`` uncompressed bytes, however well the
+    body compresses.
+    """
     decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        if limit is None:
-            out = decoder.decompress(body)
-        else:
-            out = decoder.decompress(body, limit + 1)
-            if len(out) > limit:
-                raise TooLargeError(f"uncompressed body exceeds {limit} bytes")
+        out = decoder.decompress(body, limit + 1)
+        if len(out) > limit:
+            raise TooLargeError(f"uncompressed body exceeds {limit} bytes")
+        # Output stopped short of the cap, so all input was consumed: this is a small tail.
         out += decoder.flush()
     except zlib.error as exc:
         raise BodyError(f"invalid gzip body: {exc}") from None
+    if len(out) > limit:
+        raise TooLargeError(f"uncompressed body exceeds {limit} bytes")
     if not decoder.eof:
         raise BodyError("invalid gzip body: truncated")
     return out
@@ -112,6 +148,8 @@ def parse_json(body: bytes, *, ndjson: bool = False, loads: Loads = json.loads) 
     if not ndjson:
         try:
             return loads(body)
+        except RecursionError:
+            raise BodyError(TOO_DEEP) from None
         except (ValueError, UnicodeDecodeError) as exc:
             if b"\n" not in body.strip():
                 raise BodyError(f"invalid JSON: {exc}") from None
@@ -121,5 +159,7 @@ def parse_json(body: bytes, *, ndjson: bool = False, loads: Loads = json.loads) 
 def _loads(text: Any, loads: Loads = json.loads) -> Any:
     try:
         return loads(text)
+    except RecursionError:
+        raise BodyError(TOO_DEEP) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(f"invalid JSON: {exc}") from None

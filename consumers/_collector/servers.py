@@ -7,6 +7,7 @@ delays (sleep before answering) and drops (close without an answer).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import threading
@@ -17,7 +18,8 @@ from typing import Any, Optional
 
 from consumers._collector.app import App, Request, Response
 
-__all__ = ["MODES", "AsyncioServer", "ThreadedServer", "render", "render_head"]
+__all__ = ["MODES", "AsyncioServer", "FramingError", "ThreadedServer", "answer", "render",
+           "render_head"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,27 @@ MODES = ("threaded", "asyncio")
 
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
 _MAX_HEAD = 64 * 1024
+#: A chunk-size line longer than this is not one (the size itself is at most 16 hex digits).
+_MAX_CHUNK_LINE = 4096
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+class FramingError(ValueError):
+    """The request's body framing (chunked encoding) is malformed; the connection is lost."""
+
+
+def answer(app: App, request: Request) -> Response:
+    """The App's answer; a bug in it becomes a 500, never a connection closed unanswered."""
+    try:
+        return app.handle(request)
+    except Exception as exc:
+        logger.exception("collector: error answering %s %s", request.method, request.path)
+        error = f"internal error in the collector: {type(exc).__name__}"
+        return Response(500, json.dumps({"error": error, "status": 0}).encode())
+
+
+def _refusal(status: int, reason: str = "") -> Response:
+    return Response(status, reason.encode("latin-1", "replace"), "text/plain")
 
 
 def render(response: Response, close: bool) -> bytes:
@@ -97,7 +120,11 @@ class _Handler(BaseHTTPRequestHandler):
             continued = False
             while True:
                 if chunked:
-                    decoded = _dechunk(buffer, start)
+                    try:
+                        decoded = _dechunk(buffer, start)
+                    except FramingError as exc:
+                        sock.sendall(render(_refusal(400, str(exc)), True))
+                        return
                     if decoded is not None:
                         body, stop = decoded
                         break
@@ -112,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 buffer += chunk
             buffer = buffer[stop:]
-            response = self.server.app.handle(Request(method, target, headers, body, peer))
+            response = answer(self.server.app, Request(method, target, headers, body, peer))
             if response.drop:
                 _abort(sock)
                 return
@@ -232,7 +259,11 @@ class _Connection(asyncio.Protocol):
             method, target, headers, length, chunked, close, expect = parsed
             start = end + 4
             if chunked:
-                decoded = _dechunk(buffer, start)
+                try:
+                    decoded = _dechunk(buffer, start)
+                except FramingError as exc:
+                    self._fail(400, str(exc))
+                    return
                 if decoded is None:
                     self._continue(expect)
                     return
@@ -246,8 +277,8 @@ class _Connection(asyncio.Protocol):
                 rest = buffer[start + length:]
             self._buffer = rest
             self._continued = False
-            response = self._server.app.handle(
-                Request(method, target, headers, body, self._peer))
+            response = answer(
+                self._server.app, Request(method, target, headers, body, self._peer))
             if response.drop:
                 self._transport.abort()
                 return
@@ -287,8 +318,8 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
             self._transport = None
 
-    def _fail(self, status: int) -> None:
-        self._send(Response(status, b"", "text/plain"), True)
+    def _fail(self, status: int, reason: str = "") -> None:
+        self._send(_refusal(status, reason), True)
 
 
 def _parse_head(
@@ -325,14 +356,19 @@ def _parse_head(
 
 
 def _dechunk(buffer: bytes, start: int) -> Optional[tuple[bytes, int]]:
-    """The chunked body starting at ``start`` and where it ends, or None if incomplete."""
+    """The chunked body starting at ``start`` and where it ends, or None if incomplete.
+
+    Raises FramingError when the bytes cannot be a chunked body.
+    """
     chunks: list[bytes] = []
     pos = start
     while True:
-        eol = buffer.find(b"\r\n", pos)
+        eol = buffer.find(b"\r\n", pos, pos + _MAX_CHUNK_LINE)
         if eol < 0:
+            if len(buffer) - pos >= _MAX_CHUNK_LINE:
+                raise FramingError("malformed chunked body: chunk-size line too long")
             return None
-        size = int(buffer[pos:eol].split(b";")[0].strip() or b"0", 16)
+        size = _chunk_size(buffer[pos:eol])
         pos = eol + 2
         if size == 0:
             trailer_end = buffer.find(b"\r\n", pos)
@@ -344,8 +380,17 @@ def _dechunk(buffer: bytes, start: int) -> Optional[tuple[bytes, int]]:
             return b"".join(chunks), trailer_end + 2
         if len(buffer) < pos + size + 2:
             return None
+        if buffer[pos + size:pos + size + 2] != b"\r\n":
+            raise FramingError("malformed chunked body: chunk data not followed by CRLF")
         chunks.append(buffer[pos:pos + size])
         pos += size + 2
+
+
+def _chunk_size(line: bytes) -> int:
+    digits = line.split(b";", 1)[0].strip()
+    if not digits or len(digits) > 16 or not _HEX.issuperset(digits):
+        raise FramingError(f"malformed chunked body: invalid chunk size {line[:40]!r}")
+    return int(digits, 16)
 
 
 class AsyncioServer:
@@ -355,15 +400,19 @@ class AsyncioServer:
         self.app = app
         self.connections: set[asyncio.Transport] = set()
         self._address = address
-        self._loop = asyncio.new_event_loop()
         self._server: Optional[asyncio.base_events.Server] = None
         self._thread: Optional[threading.Thread] = None
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+        except BaseException:  # a busy port must not leak the socket
+            sock.close()
+            raise
         self._socket = sock
+        self._loop = asyncio.new_event_loop()
 
     @property
     def port(self) -> int:

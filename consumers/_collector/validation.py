@@ -19,6 +19,7 @@ __all__ = [
     "MAX_IMPORT_BYTES",
     "MAX_PROPERTIES",
     "MAX_RECORDS",
+    "MAX_REQUEST_BYTES",
     "MIN_TIME_MS",
     "Problem",
     "all_events_valid",
@@ -31,8 +32,11 @@ __all__ = [
 
 #: Records per request on every endpoint.
 MAX_RECORDS = 2000
-#: Uncompressed body of one /import request.
-MAX_IMPORT_BYTES = 10 * 1024 * 1024
+#: Uncompressed body of one request to /track, /engage, /groups or /import
+#: (Mixpanel documents /track's limits as /import's).
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+#: The same limit under the name /import's answer is known by.
+MAX_IMPORT_BYTES = MAX_REQUEST_BYTES
 #: One event, as JSON.
 MAX_EVENT_BYTES = 1024 * 1024
 #: Properties on one event.
@@ -144,8 +148,10 @@ def check_event(
         problem = _check_distinct_id(props, imported=imported)
         if problem is not None:
             return problem
-    if "$insert_id" in props or imported:
-        insert_id = props.get("$insert_id")
+    if imported and "$insert_id" not in props:
+        return Problem("properties.$insert_id", "'properties.$insert_id' is required")
+    if "$insert_id" in props:
+        insert_id = props["$insert_id"]
         if not isinstance(insert_id, str) or not _INSERT_ID.match(insert_id):
             return Problem(
                 "properties.$insert_id",
