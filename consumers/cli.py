@@ -259,7 +259,8 @@ exit status:
 #: What to set when an /import entry meets a worker without /import credentials.
 _IMPORT_CREDENTIALS_HINT = (
     "set MIXPANEL_SERVICE_ACCOUNT_USERNAME, MIXPANEL_SERVICE_ACCOUNT_SECRET and "
-    "MIXPANEL_PROJECT_ID (or MIXPANEL_API_SECRET) and start the worker again"
+    "MIXPANEL_PROJECT_ID (or MIXPANEL_API_SECRET, or MIXPANEL_PROJECT_TOKEN) and start "
+    "the worker again"
 )
 
 
