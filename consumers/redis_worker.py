@@ -20,6 +20,11 @@ Guarantees, in order of importance:
   forever.  Transport failures are retried with backoff, the same entries.
 * The stream is trimmed only below the oldest entry some group still needs
   (``XTRIM MINID``), never by length.
+* A consumer that is not configured for an entry (``/import`` without
+  credentials: :class:`~consumers.errors.ConfigurationError`) stops the
+  worker: the error is raised out of :meth:`StreamWorker.run`, and that entry
+  and the rest of its batch stay in the stream, unacknowledged and at once
+  claimable by a worker that has the credentials.
 
 The command line (``python -m consumers worker``) lives in :mod:`consumers.cli`.
 """
@@ -40,6 +45,7 @@ import attrs
 
 from consumers._closing import Closing
 from consumers.errors import (
+    ConfigurationError,
     DeliveryError,
     Message,
     PayloadTooLargeError,
@@ -93,6 +99,7 @@ class _Outcome:
     delivered: list[_Entry] = attrs.Factory(list)
     dead: list[tuple[_Entry, str]] = attrs.Factory(list)
     failure: Optional[DeliveryError] = None
+    misconfigured: Optional[ConfigurationError] = None
 
 
 def _text(value: Any) -> str:
@@ -176,6 +183,7 @@ class StreamWorker(Closing):
         self._next_trim = 0.0
         self._backoff = 0.0
         self._retry_at = 0.0
+        self._failing_since: Optional[float] = None
         self._unsettled: list[tuple[list[str], list[tuple[_Entry, str]]]] = []
         self._stop = threading.Event()
 
@@ -192,6 +200,10 @@ class StreamWorker(Closing):
 
         The batch in flight is finished first: what was delivered is
         acknowledged, the rest stays pending for a retry or another worker.
+        Redis or the service being unreachable is retried with backoff (a
+        warning each time), for as long as it lasts.  Raises
+        :class:`~consumers.errors.ConfigurationError` when the consumer cannot
+        deliver an entry as configured; the entries not delivered stay pending.
         """
         if stop_event is not None:
             self._stop = stop_event
@@ -205,6 +217,47 @@ class StreamWorker(Closing):
         finally:
             self._finish()
             log.info("%r stopped: %s", self, self.counters)
+
+    def drain(
+        self, stop_event: Optional[threading.Event] = None, *, give_up_after: float = 60.0
+    ) -> bool:
+        """Deliver until the group has nothing left to read or retry; True when it has.
+
+        Returns False when stopped first, or when Redis or the service kept
+        failing for ``give_up_after`` seconds (see :attr:`last_error`); what
+        was not delivered stays pending in the stream.  Raises like :meth:`run`.
+        """
+        if give_up_after <= 0:
+            raise ValueError(f"give_up_after must be positive, got {give_up_after!r}")
+        if stop_event is not None:
+            self._stop = stop_event
+        log.info("%r draining", self)
+        try:
+            while not self._stop.is_set():
+                delivered = self.run_once()
+                if self._failing_since is None:
+                    if delivered == 0 and self._drained():
+                        return True
+                    continue
+                failing = time.monotonic() - self._failing_since
+                if failing >= give_up_after:
+                    log.error("giving up after %.0f s of failures: %s", failing, self.last_error)
+                    return False
+                delay = min(self._retry_at - time.monotonic(), give_up_after - failing)
+                if delay > 0:
+                    self._stop.wait(delay)
+            return False
+        finally:
+            self._finish()
+            log.info("%r stopped: %s", self, self.counters)
+
+    def _drained(self) -> bool:
+        try:
+            info = stream_stats(self.client, self.stream, self.group)
+        except self._redis.RedisError as exc:
+            self._fail(f"Redis at {self._where} unavailable: {exc}")
+            return False
+        return bool(info["lag"] == 0 and info["pending"] == 0)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the batch in flight."""
@@ -223,6 +276,7 @@ class StreamWorker(Closing):
             self._maintain()
             entries, source = self._next_batch()
             if not entries:
+                self._recovered()
                 return 0
             worn: dict[str, int] = {}
             if source == "claimed":
@@ -360,16 +414,31 @@ class StreamWorker(Closing):
         dead += outcome.dead
         ids = [e.id for e in outcome.delivered] + [e.id for e, _ in dead] + gone
         self.counters["delivered"] += len(outcome.delivered)
+        settled = set(ids)
+        unsettled = [(i, f) for i, f in raw if _text(i) not in settled]
         if outcome.failure is not None:
-            settled = set(ids)
-            self._retry = [(i, f) for i, f in raw if _text(i) not in settled]
+            self._retry = unsettled
         self._settle(ids, dead)
+        if outcome.misconfigured is not None:
+            self._retry = []
+            self._release(unsettled)
+            raise outcome.misconfigured
         if outcome.failure is not None:
             self._fail(f"delivery failed, will retry: {outcome.failure}")
-        elif outcome.delivered or dead:
-            self._backoff = 0.0
-            self._retry_at = 0.0
+        else:
+            self._recovered()
         return len(outcome.delivered)
+
+    def _release(self, raw: Sequence[tuple[Any, Any]]) -> None:
+        """Make entries this worker cannot deliver claimable by any other worker at once."""
+        if not raw:
+            return
+        ids = [raw_id for raw_id, _ in raw]
+        # IDLE makes them look long abandoned; JUSTID does not count a delivery.
+        self.client.xclaim(self.stream, self.group, self.name, 0, ids,
+                           idle=self.claim_idle_ms, justid=True)
+        log.error("stopping: %d entries left unacknowledged in %r for a worker that can "
+                  "deliver them", len(ids), self.stream)
 
     def _deliver(self, entries: list[_Entry]) -> _Outcome:
         """Hand ``entries`` to the consumer and flush; sort them by what happened."""
@@ -381,6 +450,10 @@ class StreamWorker(Closing):
         for entry in entries:
             try:
                 self.consumer.send(entry.type, entry.message)
+            except ConfigurationError as exc:
+                # Not the message's fault: deliver what came before it, then stop.
+                outcome.misconfigured = exc
+                break
             except (TypeError, ValueError) as exc:
                 outcome.dead.append((entry, f"the consumer refused the message: {exc}"))
                 continue
@@ -480,7 +553,16 @@ class StreamWorker(Closing):
             log.warning("dead-lettered entry %s to %r: %s", entry.id, self.dead_letter_stream,
                         reason)
 
+    def _recovered(self) -> None:
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        if self._failing_since is not None:
+            log.info("%r working again", self)
+        self._failing_since = None
+
     def _fail(self, text: str) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
         self.counters["failures"] += 1
         self.last_error = text
         # the first failure after a success is news; the retries of one outage are not

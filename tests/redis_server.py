@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Optional
@@ -36,7 +37,12 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server`` process; restartable on the same port and directory."""
 
-    def __init__(self, directory: Optional[str] = None, port: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        directory: Optional[str] = None,
+        port: Optional[int] = None,
+        args: Sequence[str] = (),
+    ) -> None:
         binary = redis_server_binary()
         if binary is None:
             raise FileNotFoundError(MISSING)
@@ -44,6 +50,7 @@ class RedisServer:
         self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="redis-test-")
         self.dir = Path(directory or self._tmp.name)  # type: ignore[union-attr]
         self.port = port or free_port()
+        self.args = list(args)  # extra redis-server options, e.g. ["--requirepass", "pw"]
         self.proc: Optional[subprocess.Popen[bytes]] = None
 
     @property
@@ -62,6 +69,7 @@ class RedisServer:
                 "--save", "",
                 "--daemonize", "no",
                 "--logfile", str(self.dir / "redis.log"),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -79,7 +87,8 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
+                # With --requirepass a live server answers PING with -NOAUTH.
+                return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

@@ -208,3 +208,71 @@ def test_stats_report_lag_pending_and_consumers(redis_srv, collector):
         assert [c["name"] for c in after["consumers"]] == ["w1"]
         assert after["worker"]["delivered"] == 2
         worker.close()
+
+
+def _import(n: int) -> str:
+    return json.dumps({"event": "Imported", "properties": {
+        "distinct_id": "u1", "time": int(time.time() * 1000), "$insert_id": f"imp-{n}"}})
+
+
+def test_import_without_credentials_stops_the_worker_and_stays_in_the_stream(
+    redis_srv, collector
+):
+    from consumers.errors import ConfigurationError
+
+    with RedisStreamSink(redis_srv.url) as sink:
+        sink.send("event", _event(0))
+        sink.send("event", _event(1))
+        sink.send("import", _import(0))
+        sink.send("event", _event(2))
+        sink.send("import", _import(1))
+        worker = _worker(redis_srv, _consumer(collector), name="no-credentials")
+        raised: list[BaseException] = []
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                worker.run(stop)
+            except ConfigurationError as exc:
+                raised.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(20)  # run() returns by itself: it must not go on without credentials
+        stop.set()
+        thread.join(20)
+        worker.close()
+        assert raised, "run() kept going past an /import entry it cannot deliver"
+        # What came before the /import entry was delivered and acked; nothing was dead-lettered.
+        assert [m["properties"]["n"] for m in collector.unique("track")] == [0, 1]
+        stats = stream_stats(sink.client, "tracking", "mixpanel")
+        assert stats["dead_lettered"] == 0
+        assert stats["pending"] == 3
+        assert collector.unique("import") == []
+
+        # A worker with credentials takes the rest at once (no claim_idle_ms wait).
+        consumer = _consumer(collector, service_account=("user", "secret", "123"))
+        rescuer = _worker(redis_srv, consumer, name="with-credentials")
+        started = time.monotonic()
+        assert rescuer.drain(give_up_after=10)
+        assert time.monotonic() - started < 10
+        rescuer.close()
+        assert sorted(m["properties"]["$insert_id"] for m in collector.unique("import")) == [
+            "imp-0", "imp-1"]
+        assert [m["properties"]["n"] for m in collector.unique("track")] == [0, 1, 2]
+        stats = stream_stats(sink.client, "tracking", "mixpanel")
+        assert (stats["pending"], stats["lag"], stats["dead_lettered"]) == (0, 0, 0)
+
+
+def test_drain_gives_up_when_redis_stays_down(redis_srv, collector):
+    with RedisStreamSink(redis_srv.url) as sink:
+        for i in range(3):
+            sink.send("event", _event(i))
+    worker = _worker(redis_srv, _consumer(collector))
+    assert worker.drain(give_up_after=5)
+    redis_srv.stop()
+    started = time.monotonic()
+    assert worker.drain(give_up_after=1.5) is False
+    assert 1.0 < time.monotonic() - started < 15
+    assert "unavailable" in (worker.last_error or "")
+    worker.close()
