@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -232,8 +233,9 @@ def _service_account(text: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The collector's command-line options, each with its default in ``--help``."""
+    command = os.path.basename(sys.argv[0]) if sys.argv else ""
     parser = argparse.ArgumentParser(
-        prog="python -m consumers.collector",
+        prog=command if command == "tracking-collector" else "python -m consumers.collector",
         description=(
             "Local Mixpanel-compatible ingestion server (/track, /engage, /groups, /import), "
             "plus PostHog /batch/ and Segment /v1/batch. Prints one line per request and, "
