@@ -24,19 +24,17 @@ Interpreting a 2xx body (Mixpanel's ``{"status": 0}``, strict /import's
 from __future__ import annotations
 
 import logging
-import os
 import time
-import urllib.request
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 import requests
 import requests.adapters
-import requests.utils
 import urllib3.exceptions
 
 from consumers._closing import Closing
 from consumers._fork import ForkAware, forget_pooled_connections
+from consumers._session import CachingAdapter, CachingSession
 from consumers.endpoints import redact_url
 from consumers.errors import PayloadTooLargeError, RefusedError, TimeoutError_, TransportError
 from consumers.retry import RetryableRefusal, RetryPolicy, parse_retry_after, retrying
@@ -73,64 +71,8 @@ def version() -> str:
 USER_AGENT = f"tracking-toolkit/{version()}"
 
 
-# What requests uses where proxies come from the environment only (not macOS, Windows).
-_GETPROXIES_ENV = getattr(urllib.request, "getproxies_environment", None)
-_PROXY_BYPASS_ENV = getattr(urllib.request, "proxy_bypass_environment", None)
-
-
-class _Session(requests.Session):
-    """A ``requests.Session`` that reuses its reading of the environment while it is unchanged.
-
-    With ``trust_env`` (the default) requests reads proxy and CA-bundle
-    variables from ``os.environ`` on every request, walking every variable
-    several times: about 0.1 ms of CPU per request, a sizeable part of posting
-    a batch.  The outcome depends only on the URL, the arguments, the
-    session's settings and the environment, so it is kept per (URL,
-    arguments, settings) together with a copy of ``os.environ`` and reused
-    while the environment still equals that copy.  Only where proxies come
-    from the environment alone (not the macOS or Windows system settings),
-    and only for requests without explicit proxies; anything else is
-    computed by requests as usual.
-    """
-
-    _CACHE_SIZE = 32
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._env_settings: dict[Any, tuple[dict[bytes, bytes], dict[str, Any]]] = {}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)  # type: ignore[misc]
-        self._env_settings = {}
-
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Any:
-        environ = getattr(os.environ, "_data", None)
-        if (
-            proxies
-            or self.proxies
-            or not self.trust_env
-            or not isinstance(environ, dict)
-            or _GETPROXIES_ENV is None
-            or getattr(requests.utils, "getproxies", None) is not _GETPROXIES_ENV
-            or getattr(requests.utils, "proxy_bypass", None) is not _PROXY_BYPASS_ENV
-        ):
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        try:
-            key = (url, stream, verify, cert, self.stream, self.verify, self.cert)
-            hash(key)
-        except TypeError:
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        cached = self._env_settings.get(key)
-        if cached is not None and cached[0] == environ:
-            return {**cached[1], "proxies": dict(cached[1]["proxies"])}
-        seen = dict(environ)  # before reading it: a change meanwhile is noticed next time
-        settings: Any = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if len(self._env_settings) >= self._CACHE_SIZE:
-            self._env_settings.clear()
-        self._env_settings[key] = (seen, {**settings, "proxies": dict(settings["proxies"])})
-        return settings
+#: the transport's own session (the name the tests know it by)
+_Session = CachingSession
 
 
 def _describe(url: str) -> str:
@@ -171,13 +113,15 @@ class HttpTransport(Closing, ForkAware):
         self._sleep = sleep
         self._owns_session = session is None
         if session is None:
-            session = _Session()
-            adapter = requests.adapters.HTTPAdapter(
+            session = CachingSession()
+            adapter = CachingAdapter(
                 pool_connections=4, pool_maxsize=max(1, pool_size), max_retries=0
             )
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
+        # one controller for every POST: tenacity keeps each run's state apart
+        self._retrying = retrying(retry, sleep=sleep)
         self._watch_forks()
 
     def __repr__(self) -> str:
@@ -196,7 +140,7 @@ class HttpTransport(Closing, ForkAware):
     ) -> requests.Response:
         """POST ``body`` to ``url``; the 2xx response, or a delivery error after retries."""
         response: Optional[requests.Response] = None
-        for attempt in retrying(self.retry, sleep=self._sleep):
+        for attempt in self._retrying:
             with attempt:
                 response = self._attempt(url, body, headers, auth, params)
         assert response is not None
@@ -210,29 +154,22 @@ class HttpTransport(Closing, ForkAware):
         auth: Auth,
         params: Optional[Mapping[str, str]],
     ) -> requests.Response:
-        all_headers = {"User-Agent": self.user_agent}
-        all_headers.update(headers)
-        where = _describe(url)
         try:
-            response = self.session.post(
-                url,
-                data=body,
-                headers=all_headers,
-                auth=auth,
-                params=params,
-                timeout=self.timeout,
-                verify=self.verify,
-            )
+            response = self._send(url, body, headers, auth, params)
         except requests.exceptions.Timeout as exc:
+            where = _describe(url)
             raise TimeoutError_(f"POST {where} timed out: {type(exc).__name__}") from None
         except _TRANSPORT_ERRORS as exc:
+            where = _describe(url)
             if _read_timed_out(exc):  # while reading the body: requests calls it a ConnectionError
                 raise TimeoutError_(f"POST {where} timed out reading the answer") from None
             raise TransportError(f"POST {where} failed: {_reason(exc)}") from None
         status = response.status_code
-        log.debug("POST %s -> %d (%d bytes sent)", where, status, len(body))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("POST %s -> %d (%d bytes sent)", _describe(url), status, len(body))
         if 200 <= status < 300:
             return response
+        where = _describe(url)
         text = response.text
         message = f"POST {where} answered {status}: {_short(text)}"
         if status == 413:
@@ -241,6 +178,27 @@ class HttpTransport(Closing, ForkAware):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise RetryableRefusal(message, status=status, body=text, retry_after=retry_after)
         raise RefusedError(message, status=status, body=text)
+
+    def _send(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        auth: Auth,
+        params: Optional[Mapping[str, str]],
+    ) -> requests.Response:
+        """One POST, as ``session.post`` makes it."""
+        session = self.session
+        all_headers = {"User-Agent": self.user_agent}
+        all_headers.update(headers)
+        if not isinstance(session, CachingSession):  # a caller's session: its own methods
+            return session.post(
+                url, data=body, headers=all_headers, auth=auth, params=params,
+                timeout=self.timeout, verify=self.verify,
+            )
+        prepared = session.prepare_post(url, body, all_headers, auth, params)
+        settings = session.merge_environment_settings(prepared.url, {}, None, self.verify, None)
+        return session.send(prepared, timeout=self.timeout, allow_redirects=True, **settings)
 
     def close(self) -> None:
         """Close the pooled connections (only of a session this transport created)."""

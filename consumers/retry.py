@@ -3,7 +3,8 @@
 A :class:`RetryPolicy` is a frozen, printable value: which failures are
 retried, how long to wait between attempts, and how much time a delivery may
 spend retrying in total.  :func:`retrying` turns it into a
-``tenacity.Retrying`` for one operation; :class:`consumers._http.HttpTransport`
+``tenacity.Retrying``, which can be reused for any number of operations, from
+any number of threads; :class:`consumers._http.HttpTransport` builds one and
 uses it for every POST.
 
 What is retried (the rules every consumer follows):
@@ -38,7 +39,9 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
+import weakref
 from typing import Any, Callable, Optional
 
 import attrs
@@ -192,26 +195,35 @@ class RetryPolicy:
 
 
 class _Schedule:
-    """The stop and wait callbacks of one Retrying; the wait is drawn once per attempt."""
+    """The stop and wait callbacks of a Retrying; the wait is drawn once per attempt.
+
+    tenacity asks for the wait and for the stop decision separately (in an
+    order that differs between its versions), and both must see the same
+    jittered draw.  The draw is remembered per thread with a weak reference
+    to the run's state, so one Retrying serves every operation and thread,
+    and a finished run's error is not kept alive.
+    """
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
-        self._attempt = 0
-        self._wait = 0.0
+        self._drawn = threading.local()
 
     def next_wait(self, state: tenacity.RetryCallState) -> float:
-        if state.attempt_number != self._attempt:
-            self._attempt = state.attempt_number
-            error = state.outcome.exception() if state.outcome is not None else None
-            status = error.status if isinstance(error, RefusedError) else None
-            retry_after = error.retry_after if isinstance(error, RetryableRefusal) else None
-            self._wait = self.policy.wait(
-                state.attempt_number,
-                status=status,
-                retry_after=retry_after,
-                spread=random.random(),
-            )
-        return self._wait
+        drawn: Optional[tuple[weakref.ref[tenacity.RetryCallState], int, float]]
+        drawn = getattr(self._drawn, "last", None)
+        if drawn is not None and drawn[0]() is state and drawn[1] == state.attempt_number:
+            return drawn[2]
+        error = state.outcome.exception() if state.outcome is not None else None
+        status = error.status if isinstance(error, RefusedError) else None
+        retry_after = error.retry_after if isinstance(error, RetryableRefusal) else None
+        wait = self.policy.wait(
+            state.attempt_number,
+            status=status,
+            retry_after=retry_after,
+            spread=random.random(),
+        )
+        self._drawn.last = (weakref.ref(state), state.attempt_number, wait)
+        return wait
 
     def stop(self, state: tenacity.RetryCallState) -> bool:
         if state.attempt_number >= self.policy.max_attempts:
@@ -235,14 +247,15 @@ def retrying(
     *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tenacity.Retrying:
-    """A fresh ``tenacity.Retrying`` for one operation under ``policy``.
+    """A ``tenacity.Retrying`` that runs operations under ``policy``.
 
     The operation signals failure by raising a delivery error
     (:class:`~consumers.errors.TransportError`, :class:`RetryableRefusal`,
     :class:`~consumers.errors.RefusedError`); what the policy does not retry,
     and the last error once the budget is spent, is re-raised unchanged.
-    ``sleep`` is called with each wait (tests pass a recorder).  Build one
-    per operation: a Retrying keeps per-run state.
+    ``sleep`` is called with each wait (tests pass a recorder).  Build it
+    once and reuse it: each ``for attempt in ...`` loop is a run of its own,
+    and runs in different threads do not share state.
     """
     schedule = _Schedule(policy)
     return tenacity.Retrying(
