@@ -14,6 +14,12 @@ client.  Cases:
 * ``import``: pre-built historical events with service-account auth; ours at
   batch 2000 (its default gzip'd, strict JSON body), the peer at 50: its
   ``BufferedConsumer`` caps ``max_size`` at 50 on every endpoint.
+* the floor, in both ``send`` cases: the bodies ours sends (same batches, same
+  JSON array or gzip'd JSON, same query, headers and auth), built before the
+  clock starts and POSTed by a raw keep-alive ``http.client.HTTPConnection``
+  loop (30 s socket timeout, as a client needs one) to the same collector.
+  No buffering, no retries, no error handling: what sending costs at least.
+  Ours is reported as a ratio of it (ours events/s / floor events/s).
 
 Each measurement creates a fresh consumer, posts one warm-up batch (opening
 the keep-alive connection), resets the collector, then times sending
@@ -22,7 +28,8 @@ the keep-alive connection), resets the collector, then times sending
 (``time.process_time`` of this process).  After each measurement the
 collector's ``/_collector/stats`` must show every event accepted, none
 rejected and no duplicate, or the benchmark stops.  Rounds alternate which
-client goes first; medians over the rounds and ratios are printed.
+client goes first; medians over the rounds, each round's values and
+ratios are printed.
 
     python3 benchmarks/bench_buffered.py [--events 20000] [--import-events 40000]
                                          [--rounds 5] [--batch 50] [--import-batch 2000]
@@ -32,6 +39,9 @@ client goes first; medians over the rounds and ratios are printed.
 from __future__ import annotations
 
 import argparse
+import base64
+import gzip
+import http.client
 import json
 import os
 import statistics
@@ -42,6 +52,7 @@ from typing import Any, Callable, Optional
 import mixpanel
 from _common import PROPS, CollectorProcess
 
+from consumers._http import USER_AGENT
 from consumers.buffered import BufferedConsumer
 from tracker import Tracker
 
@@ -118,6 +129,51 @@ class PeerSend(Case):
         self.consumer.flush()
 
 
+class Floor(Case):
+    """Pre-built bodies, as ours would send them, POSTed by a raw keep-alive ``http.client`` loop.
+
+    ``run(i)`` posts the body of the batch that event ``i`` completes: the
+    events ``0 .. n - 1`` in batches of ``batch``, then the warm-up events
+    ``n ..`` likewise, so :func:`measure` drives it as it drives the clients.
+    """
+
+    def __init__(
+        self, port: int, messages: list[str], message_type: str, batch: int, n: int, warmup: int
+    ) -> None:
+        imports = message_type == "import"
+        self.endpoint = "import" if imports else "track"
+        self._headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+        if imports:
+            self._path = f"/import?strict=1&project_id={ACCOUNT[2]}"
+            self._headers["Content-Encoding"] = "gzip"
+            user_secret = f"{ACCOUNT[0]}:{ACCOUNT[1]}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(user_secret).decode()
+        else:
+            self._path = "/track?verbose=1&ip=0"
+        self._bodies: dict[int, bytes] = {}
+        for first, end in ((0, n), (n, n + warmup)):
+            for start in range(first, end, batch):
+                stop = min(start + batch, end)
+                body = ("[" + ",".join(messages[start:stop]) + "]").encode("utf-8")
+                if imports:  # as ours: gzip level 1
+                    body = gzip.compress(body, compresslevel=1, mtime=0)
+                self._bodies[stop - 1] = body
+        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def run(self, i: int) -> None:
+        body = self._bodies.get(i)
+        if body is None:
+            return
+        self._conn.request("POST", self._path, body=body, headers=self._headers)
+        response = self._conn.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise SystemExit(f"floor: the collector answered {response.status}: {answer[:200]!r}")
+
+    def finish(self) -> None:
+        """Every batch was posted by ``run``; the connection stays open (keep-alive)."""
+
+
 class OursTrack(Case):
     def __init__(self, url: str, batch: int) -> None:
         self.consumer = BufferedConsumer(api_host=url, max_batch=batch)
@@ -187,37 +243,42 @@ def main(argv: Optional[list[str]] = None) -> None:
 
     collector = CollectorProcess("--mode", "asyncio", "--fast-json")
     url = collector.url
-    # name -> (ours maker, peer maker, events, warm-up events)
-    cases: dict[str, tuple[Callable[[], Case], Callable[[], Case], int, int]] = {
-        f"track/{args.batch} send": (
-            lambda: OursSend(url, track_msgs, "event", args.batch),
-            lambda: PeerSend(url, track_msgs, "event", args.batch),
-            args.events, args.batch),
-        f"track/{args.batch} track+send": (
-            lambda: OursTrack(url, args.batch),
-            lambda: PeerTrack(url, args.batch),
-            args.events, args.batch),
-        f"import/{args.import_batch} (peer /{peer_import_batch}) send": (
-            lambda: OursSend(url, import_msgs, "import", args.import_batch),
-            lambda: PeerSend(url, import_msgs, "import", peer_import_batch),
-            args.import_events, args.import_batch),
+    port = collector.port
+    # name -> (makers by client, events, warm-up events); the floor only where messages are
+    # pre-built (the track+send case builds its own)
+    cases: dict[str, tuple[dict[str, Callable[[], Case]], int, int]] = {
+        f"track/{args.batch} send": ({
+            "ours": lambda: OursSend(url, track_msgs, "event", args.batch),
+            "peer": lambda: PeerSend(url, track_msgs, "event", args.batch),
+            "floor": lambda: Floor(port, track_msgs, "event", args.batch,
+                                   args.events, args.batch),
+        }, args.events, args.batch),
+        f"track/{args.batch} track+send": ({
+            "ours": lambda: OursTrack(url, args.batch),
+            "peer": lambda: PeerTrack(url, args.batch),
+        }, args.events, args.batch),
+        f"import/{args.import_batch} (peer /{peer_import_batch}) send": ({
+            "ours": lambda: OursSend(url, import_msgs, "import", args.import_batch),
+            "peer": lambda: PeerSend(url, import_msgs, "import", peer_import_batch),
+            "floor": lambda: Floor(port, import_msgs, "import", args.import_batch,
+                                   args.import_events, args.import_batch),
+        }, args.import_events, args.import_batch),
     }
     if args.only:
         wanted = args.only.split(",")
         cases = {k: v for k, v in cases.items() if any(w in k for w in wanted)}
     results: dict[str, dict[str, list[dict[str, float]]]] = {
-        k: {"ours": [], "peer": []} for k in cases
+        k: {who: [] for who in makers} for k, (makers, _, _) in cases.items()
     }
     try:
         print(f"Python {sys.version.split()[0]}, mixpanel {mixpanel.__version__}, "
               f"collector {url} (separate process, asyncio+orjson), {os.cpu_count()} CPUs, "
-              f"{args.rounds} round(s), clients alternate order each round")
+              f"{args.rounds} round(s), the clients take turns going first")
         for r in range(args.rounds):
-            for name, (ours, peer, n, warmup) in cases.items():
-                order = [("ours", ours), ("peer", peer)]
-                if r % 2:
-                    order.reverse()
-                for who, make in order:
+            for name, (makers, n, warmup) in cases.items():
+                order = list(makers.items())
+                shift = r % len(order)
+                for who, make in order[shift:] + order[:shift]:
                     results[name][who].append(measure(make, collector, n, warmup))
             print(f"  round {r + 1}/{args.rounds} done", flush=True)
     finally:
@@ -227,24 +288,30 @@ def main(argv: Optional[list[str]] = None) -> None:
         return statistics.median(row[key] for row in rows)
 
     print(f"\n{'case':34s} {'client':6s} {'events':>7s} {'reqs':>5s} {'events/s':>10s} "
-          f"{'CPU us/ev':>10s} {'ours/peer ev/s':>15s} {'peer/ours CPU':>14s}")
+          f"{'CPU us/ev':>10s} {'ours/it ev/s':>13s} {'it/ours CPU':>12s}")
     for name, by in results.items():
-        ev_ours, ev_peer = med(by["ours"], "events_per_s"), med(by["peer"], "events_per_s")
-        cpu_ours, cpu_peer = med(by["ours"], "cpu_us"), med(by["peer"], "cpu_us")
-        n = cases[name][2]
-        for who, ev, cpu in (("ours", ev_ours, cpu_ours), ("peer", ev_peer, cpu_peer)):
-            reqs = int(med(by[who], "requests"))
-            extra = (f" {ev_ours / ev_peer:14.2f}x {cpu_peer / cpu_ours:13.2f}x"
-                     if who == "peer" else "")
+        n = cases[name][1]
+        ev_ours, cpu_ours = med(by["ours"], "events_per_s"), med(by["ours"], "cpu_us")
+        for who, rows in by.items():
+            ev, cpu = med(rows, "events_per_s"), med(rows, "cpu_us")
+            reqs = int(med(rows, "requests"))
+            extra = (f" {ev_ours / ev:12.2f}x {cpu / cpu_ours:11.2f}x" if who != "ours" else "")
             print(f"{name:34s} {who:6s} {n:7d} {reqs:5d} {ev:10,.0f} {cpu:10.2f}{extra}")
-        spread = ", ".join(f"{row['events_per_s']:,.0f}" for row in by["ours"])
-        peer_spread = ", ".join(f"{row['events_per_s']:,.0f}" for row in by["peer"])
-        print(f"{'':34s} rounds events/s ours: {spread}; peer: {peer_spread}")
+        for who, rows in by.items():
+            spread = ", ".join(f"{row['events_per_s']:,.0f}" for row in rows)
+            print(f"{'':34s} rounds events/s {who}: {spread}")
+        if "floor" in by:
+            ratios = sorted(o["events_per_s"] / f["events_per_s"]
+                            for o, f in zip(by["ours"], by["floor"]))
+            print(f"{'':34s} ours/floor per round: "
+                  + ", ".join(f"{x:.2f}" for x in ratios) + " (sorted)")
     print("\nevery measurement verified: the collector accepted every event once, none rejected")
     if any(k.startswith("import") for k in results):
         print(f"note: mixpanel.BufferedConsumer caps max_size at 50, so its /import batches "
               f"hold {peer_import_batch} events (form-encoded, Basic auth + project_id); "
               f"ours sends {args.import_batch} per request (gzip'd JSON, strict=1)")
+    print("floor: the same bodies as ours, pre-built, POSTed by a raw keep-alive "
+          "http.client loop; 'ours/it ev/s' on a floor row is ours as a share of the floor")
 
 
 if __name__ == "__main__":
