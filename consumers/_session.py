@@ -92,11 +92,11 @@ class CachingAdapter(requests.adapters.HTTPAdapter):
         self._init_caches()
 
     def _init_caches(self) -> None:
-        self._pool_keys: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._pool_keys: dict[Any, Any] = {}
         self._verified: dict[Any, dict[str, Any]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
+        super().__setstate__(state)  # type: ignore[misc]
         self._init_caches()
 
     def forget(self) -> None:
@@ -106,14 +106,15 @@ class CachingAdapter(requests.adapters.HTTPAdapter):
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    ) -> Any:
+        base: Any = super()
         try:
             key = (request.url, verify, cert)
             known = self._pool_keys.get(key)
         except TypeError:  # an unhashable cert (a list)
-            return super().build_connection_pool_key_attributes(request, verify, cert)
+            return base.build_connection_pool_key_attributes(request, verify, cert)
         if known is None:
-            known = super().build_connection_pool_key_attributes(request, verify, cert)
+            known = base.build_connection_pool_key_attributes(request, verify, cert)
             if len(self._pool_keys) >= _CACHE_SIZE:
                 self._pool_keys = {}
             self._pool_keys[key] = (dict(known[0]), dict(known[1]))
@@ -121,18 +122,19 @@ class CachingAdapter(requests.adapters.HTTPAdapter):
         return dict(known[0]), dict(known[1])
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        base: Any = super()
         try:
             key = (url[:6].lower() == "https:", verify, cert)
             known = self._verified.get(key)
         except TypeError:
-            super().cert_verify(conn, url, verify, cert)
+            base.cert_verify(conn, url, verify, cert)
             return
         if known is None:
             record = _Assignments()
             try:
-                super().cert_verify(record, url, verify, cert)
+                base.cert_verify(record, url, verify, cert)
             except AttributeError:  # this requests reads what it did not set: no shortcut
-                super().cert_verify(conn, url, verify, cert)
+                base.cert_verify(conn, url, verify, cert)
                 return
             known = dict(record.assigned)
             if len(self._verified) >= _CACHE_SIZE:

@@ -212,7 +212,7 @@ class _Schedule:
         drawn: Optional[tuple[weakref.ref[tenacity.RetryCallState], int, float]]
         drawn = getattr(self._drawn, "last", None)
         if drawn is not None and drawn[0]() is state and drawn[1] == state.attempt_number:
-            return drawn[2]
+            return float(drawn[2])
         error = state.outcome.exception() if state.outcome is not None else None
         status = error.status if isinstance(error, RefusedError) else None
         retry_after = error.retry_after if isinstance(error, RetryableRefusal) else None

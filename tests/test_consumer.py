@@ -548,3 +548,17 @@ def test_a_password_in_a_proxy_url_stays_out_of_repr_and_errors(collector: Any) 
         consumer.send("event", json.dumps({"event": "e", "properties": {"token": "t"}}))
     assert "hunter2" not in str(info.value) and "hunter2" not in repr(info.value)
     consumer.close()
+
+
+def test_one_transport_retries_each_delivery_afresh(collector: Any) -> None:
+    sleeps: list[float] = []
+    from consumers._http import HttpTransport
+
+    transport = HttpTransport(retry=fast(3, jitter=0), sleep=sleeps.append)
+    with Consumer(api_host=collector.url, transport=transport) as consumer:
+        for name in ("a", "b"):
+            collector.fail_next(2, 503)
+            consumer.send("event", event(name))
+    transport.close()
+    assert len(attempts(collector, "/track")) == 6
+    assert sleeps == [fast(3, jitter=0).wait(1), fast(3, jitter=0).wait(2)] * 2

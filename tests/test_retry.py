@@ -166,3 +166,55 @@ def test_a_wait_past_the_total_budget_is_not_made():
 def test_never_makes_one_attempt():
     with pytest.raises(TransportError):
         run(RetryPolicy.never(), [TransportError("down")])
+
+
+def test_one_retrying_serves_run_after_run():
+    sleeps: list[float] = []
+    controller = retrying(TINY, sleep=sleeps.append)
+    for status, failures in ((503, 2), (503, 1), (429, 1), (503, 1)):
+        calls = 0
+        for attempt in controller:
+            with attempt:
+                calls += 1
+                if calls <= failures:
+                    raise refused(status)
+        assert calls == failures + 1
+    # every run starts again from its own first backoff and attempt count
+    assert sleeps == [0.001, 0.002, 0.001, 0.002, 0.001]
+
+
+def test_one_retrying_serves_threads_at_once():
+    import threading
+
+    policy = attrs.evolve(TINY, initial_backoff=0.01, max_backoff=0.1, max_attempts=4)
+    slept: dict[str, list[float]] = {}
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            slept.setdefault(threading.current_thread().name, []).append(seconds)
+        time.sleep(seconds)
+
+    controller = retrying(policy, sleep=sleep)
+    outcomes: dict[str, object] = {}
+
+    def deliver(failures: int) -> None:
+        calls = 0
+        try:
+            for attempt in controller:
+                with attempt:
+                    calls += 1
+                    if calls <= failures:
+                        raise refused(503)
+            outcomes[threading.current_thread().name] = calls
+        except RetryableRefusal as exc:
+            outcomes[threading.current_thread().name] = exc
+
+    threads = [threading.Thread(target=deliver, args=(f,), name=f"t{f}") for f in (0, 1, 2, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes["t0"] == 1 and outcomes["t1"] == 2 and outcomes["t2"] == 3
+    assert isinstance(outcomes["t5"], RetryableRefusal)  # 4 attempts, then the last error
+    assert slept == {"t1": [0.01], "t2": [0.01, 0.02], "t5": [0.01, 0.02, 0.04]}
