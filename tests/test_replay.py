@@ -12,7 +12,7 @@ import pytest
 
 from consumers.errors import FailedRecord, RecordsRejectedError, TransportError
 from consumers.file import FileConsumer
-from consumers.replay import (
+from consumers.replaying import (
     CorruptLineError,
     ReplayInProgressError,
     ReplayProgress,
