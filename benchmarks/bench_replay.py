@@ -31,7 +31,7 @@ from _common import ROOT, CollectorProcess
 
 from consumers import BufferedConsumer, Consumer
 from consumers.file import FileConsumer
-from consumers.replay import parse_line, replay
+from consumers.replaying import parse_line, replay
 
 
 def event(n: int) -> str:

@@ -658,7 +658,7 @@ class BackgroundConsumer(Closing):
 
     def _replay_folder(self, folder: Path, *, own: bool) -> bool:
         """Deliver one spool segment; False (and it stays on disk) if delivery failed."""
-        from consumers.replay import replay
+        from consumers.replaying import replay
 
         if (self._in_inner or self._held) and not self._flush_inner():
             return False

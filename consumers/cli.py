@@ -200,7 +200,7 @@ def _discard(message_type: str, message_json: str) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     """Run ``replay`` as parsed; print one summary line; return the exit status."""
-    from consumers.replay import CheckpointError, ReplayInProgressError, replay
+    from consumers.replaying import CheckpointError, ReplayInProgressError, replay
 
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     bar = ProgressBar(sys.stderr) if show else None

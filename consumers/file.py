@@ -2,7 +2,7 @@
 
 Each tuple becomes one line in the Ruby library's documented form,
 ``json.dumps([type, message_json]) + "\\n"``, so a log can be replayed later,
-in another process, with :func:`consumers.replay.replay`.
+in another process, with :func:`consumers.replay`.
 
 Several threads and several processes may append to one log at once:
 

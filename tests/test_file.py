@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from consumers.file import FileConsumer, list_segments
-from consumers.replay import replay
+from consumers.replaying import replay
 from tests.small_disk import fill
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -367,7 +367,7 @@ def test_on_error_status_is_minus_one_without_an_http_answer() -> None:
 def test_a_file_log_of_posthog_messages_replays_into_the_consumer(
         collector: Any, tmp_path: Any) -> None:
     from consumers.file import FileConsumer
-    from consumers.replay import replay
+    from consumers.replaying import replay
 
     log = tmp_path / "spool"
     with FileConsumer(str(log) + "/") as file_sink:
@@ -388,7 +388,7 @@ def test_a_file_log_of_posthog_messages_replays_into_the_consumer(
 
 def test_replaying_twice_sends_the_same_uuids(collector: Any, tmp_path: Any) -> None:
     from consumers.file import FileConsumer
-    from consumers.replay import replay
+    from consumers.replaying import replay
 
     log = tmp_path / "events.log"
     with FileConsumer(str(log)) as file_sink:

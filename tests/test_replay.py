@@ -13,7 +13,7 @@ import pytest
 from consumers._replay.checkpoint import Checkpoint
 from consumers.errors import FailedRecord, RecordsRejectedError, TransportError
 from consumers.file import FileConsumer
-from consumers.replay import (
+from consumers.replaying import (
     CorruptLineError,
     ReplayInProgressError,
     ReplayProgress,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers.file import FileConsumer
-from consumers.replay import replay
+from consumers.replaying import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ import pytest
 
 from consumers import BufferedConsumer
 from consumers.file import FileConsumer
-from consumers.replay import CheckpointError, ReplayResult, replay
+from consumers.replaying import CheckpointError, ReplayResult, replay
 from consumers.retry import RetryPolicy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -69,6 +69,8 @@ Sink = Callable[[str, str], Any]
 _TYPE = "posthog"
 _UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _UTC = _dt.timezone.utc
+# Python < 3.11 parses only 3 or 6 fraction digits ("12:30:15.25" fails there).
+_FRACTION = re.compile(r"(?<=:\d\d\.)(\d{1,5})(?!\d)")
 
 
 class MessageTooLargeError(InvalidInputError):
@@ -116,6 +118,7 @@ def _timestamp_text(value: Any) -> str:
         return _dt.datetime.now(_UTC).isoformat(timespec="microseconds")
     if isinstance(value, str):
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        text = _FRACTION.sub(lambda digits: digits[1].ljust(6, "0"), text)
         try:
             value = _dt.datetime.fromisoformat(text)
         except ValueError:

@@ -1,1 +1,1 @@
-"""The parts of :func:`consumers.replay.replay`: lines, log files, the checkpoint, the run."""
+"""The parts of :func:`consumers.replaying.replay`: lines, log files, the checkpoint, the run."""
