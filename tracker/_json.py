@@ -21,15 +21,26 @@ Stable names (also used by the PostHog facade, ``tracker/posthog.py``):
 ``register_encoder(type_, fn)`` / ``unregister_encoder(type_)``
     Teach every tracker how to send values of ``type_``: ``fn(value)``
     returns something JSON-able (it is normalized in turn).
+``short_repr(value, limit=60) -> str``
+    A repr for error messages that never fails and never grows huge.
 
 Conversions: ``datetime`` -> ``"YYYY-MM-DDTHH:MM:SS"`` (UTC), ``date`` ->
-``"YYYY-MM-DD"``, ``Decimal`` -> int when integral else float, ``UUID`` ->
+``"YYYY-MM-DD"``, ``Decimal`` -> int when integral else the nearest float, ``UUID`` ->
 its canonical string, ``set``/``frozenset`` -> sorted list (insertion order
 when the items do not sort), ``tuple`` -> list, ``Enum`` -> its value,
 subclasses of str/int/float/dict/list -> the plain type.  NaN and infinities
 are refused, as is anything else unknown (unless a registered encoder or
 ``default`` handles it; ``default`` works like ``json.dumps(default=...)``
 and raises ``TypeError`` for values it does not handle).
+
+The range of what can be sent (``docs/values.md``): integers (and integral
+Decimals) from :data:`MIN_INT` to :data:`MAX_INT`, the signed 64-bit range
+that orjson, Go, Java and the service's own storage read without loss;
+finite floats (a Decimal whose float would be infinite, or 0 when it is
+not, is refused); strings that are valid UTF-8 (no lone surrogates);
+datetimes whose UTC time falls in the years 1-9999.  Every refusal is an
+:class:`~tracker.errors.InvalidInputError` naming the property, and costs
+no more than a comparison: no huge number is ever converted or printed.
 """
 
 from __future__ import annotations
@@ -52,6 +63,8 @@ except ImportError:  # pragma: no cover - exercised where orjson is absent
 
 __all__ = [
     "HAS_ORJSON",
+    "MAX_INT",
+    "MIN_INT",
     "Default",
     "dumps",
     "dumps_stdlib",
@@ -61,6 +74,7 @@ __all__ = [
     "normalize",
     "normalize_properties",
     "register_encoder",
+    "short_repr",
     "unregister_encoder",
 ]
 
@@ -71,6 +85,13 @@ HAS_ORJSON = _orjson is not None
 
 #: Containers nested deeper than this are refused whatever the limits (catches cycles).
 _MAX_LEVEL = 64
+
+#: The integers that can be sent: signed 64-bit.  (The fast paths below spell
+#: the bounds as literals, which Python loads faster than globals.)
+MIN_INT = -0x8000000000000000
+MAX_INT = 0x7FFFFFFFFFFFFFFF
+#: Integral Decimals at or above 10**19 are outside the range: refused before int().
+_DECIMAL_MAX_ADJUSTED = 18
 
 _ENCODERS: dict[type, Callable[[Any], Any]] = {}
 
@@ -112,18 +133,82 @@ def unregister_encoder(type_: type) -> None:
     _ENCODERS.pop(type_, None)
 
 
-def format_datetime(value: _dt.datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS`` in UTC: Mixpanel's form for dates in properties."""
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters; never raises, never prints a huge int."""
+    if isinstance(value, int) and value.bit_length() > 192:
+        return f"<{type(value).__name__} of {value.bit_length()} bits>"
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not hide the real error
+        text = f"<{type(value).__name__}>"
+    return text[:limit]
+
+
+def _datetime_text(value: _dt.datetime) -> str:
     if value.tzinfo is not None and value.utcoffset() is not None:
-        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        try:
+            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        except OverflowError:
+            side = "before the year 1" if value.year == 1 else "after the year 9999"
+            raise _Bad(
+                f"datetime {value.isoformat()} is {side} in UTC; "
+                "only the years 1-9999 can be sent"
+            ) from None
     elif value.tzinfo is not None:
         value = value.replace(tzinfo=None)
     return value.isoformat("T", "seconds")
 
 
+def format_datetime(value: _dt.datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` in UTC: Mixpanel's form for dates in properties.
+
+    Raises InvalidInputError when the UTC time is outside the years 1-9999.
+    """
+    try:
+        return _datetime_text(value)
+    except _Bad as e:
+        raise _fail("datetime", e) from None
+
+
 def format_date(value: _dt.date) -> str:
     """``YYYY-MM-DD``."""
     return value.isoformat()
+
+
+def _int_out_of_range(v: int) -> _Bad:
+    return _Bad(
+        f"integer {short_repr(v)} is outside the signed 64-bit range "
+        f"[-2**63, 2**63-1] that the service and JSON readers accept"
+    )
+
+
+def _decimal(v: Decimal) -> Any:
+    if not v.is_finite():
+        raise _Bad(f"Decimal {str(v)!r} is not valid JSON")
+    if v.is_zero():  # 0E+100000000 has a huge exponent but is plainly 0
+        return 0
+    # adjusted() is the power of ten of the first digit: O(1), unlike int(v),
+    # which for Decimal("1e100000000") builds a hundred-million-digit int.
+    big = v.adjusted() > _DECIMAL_MAX_ADJUSTED
+    if v == v.to_integral_value():
+        if big:
+            raise _Bad(
+                f"Decimal {short_repr(str(v))} is outside the signed 64-bit range "
+                f"[-2**63, 2**63-1]; pass float(value) to send it approximately"
+            )
+        n = int(v)
+        if -0x8000000000000000 <= n <= 0x7FFFFFFFFFFFFFFF:
+            return n
+        raise _Bad(
+            f"Decimal {short_repr(str(v))} is outside the signed 64-bit range [-2**63, 2**63-1]"
+        )
+    f = float(v)
+    if f - f != 0.0 or f == 0.0:
+        raise _Bad(
+            f"Decimal {short_repr(str(v))} is outside the range of a float "
+            f"(it would be sent as {f!r})"
+        )
+    return _finite_float(f)
 
 
 def _finite_float(v: float) -> float:
@@ -138,8 +223,12 @@ def _norm(
     v: Any, default: Optional[Default], depth: int, max_depth: int, max_items: int, level: int
 ) -> Any:
     t = type(v)
-    if t is str or t is int or t is bool or v is None:
+    if t is str or t is bool or v is None:
         return v
+    if t is int:
+        if -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
+            return v
+        raise _int_out_of_range(v)
     if t is float:
         return _finite_float(v)
     if level >= _MAX_LEVEL:
@@ -167,11 +256,13 @@ def _norm_dict(
     for k, item in d.items():
         if type(k) is not str:
             if not isinstance(k, str):
-                err = _Bad(f"key {k!r} is a {type(k).__name__}, keys must be str", True)
+                err = _Bad(f"key {short_repr(k)} is a {type(k).__name__}, keys must be str", True)
                 raise err
             k = str.__str__(k)
         t = type(item)
-        if t is str or t is int or t is bool or item is None:
+        if t is str or t is bool or item is None or (
+            t is int and -0x8000000000000000 <= item <= 0x7FFFFFFFFFFFFFFF
+        ):
             out[k] = item
             continue
         try:
@@ -195,7 +286,9 @@ def _norm_list(
     out = []
     for i, item in enumerate(seq):
         t = type(item)
-        if t is str or t is int or t is bool or item is None:
+        if t is str or t is bool or item is None or (
+            t is int and -0x8000000000000000 <= item <= 0x7FFFFFFFFFFFFFFF
+        ):
             out.append(item)
             continue
         try:
@@ -228,7 +321,7 @@ def _norm_other(
             if fn is not None:
                 return _norm(fn(v), *args)
     if isinstance(v, _dt.datetime):
-        return format_datetime(v)
+        return _datetime_text(v)
     if isinstance(v, _dt.date):
         return format_date(v)
     if isinstance(v, enum.Enum):
@@ -238,15 +331,11 @@ def _norm_other(
     if isinstance(v, bool):
         return bool(v)
     if isinstance(v, int):
-        return int(v)
+        return _norm(int(v), *args)
     if isinstance(v, float):
         return _finite_float(float(v))
     if isinstance(v, Decimal):
-        if not v.is_finite():
-            raise _Bad(f"Decimal {str(v)!r} is not valid JSON")
-        if v == v.to_integral_value():
-            return int(v)
-        return _finite_float(float(v))
+        return _decimal(v)
     if isinstance(v, uuid.UUID):
         return str(v)
     if isinstance(v, Mapping):
@@ -262,7 +351,7 @@ def _norm_other(
             pass
         else:
             return _norm(converted, *args)
-    raise _Bad(f"{type(v).__name__} {v!r:.60} is not JSON serializable", True)
+    raise _Bad(f"{type(v).__name__} {short_repr(v)} is not JSON serializable", True)
 
 
 def _fail(where: str, e: _Bad) -> InvalidInputError:
@@ -314,11 +403,13 @@ def normalize_properties(
         return {}
     if not isinstance(properties, Mapping):
         raise InvalidTypeError(
-            f"{where} must be a dict, got {type(properties).__name__} {properties!r:.60}"
+            f"{where} must be a dict, got {type(properties).__name__} {short_repr(properties)}"
         )
     for k in properties:
         if type(k) is not str and not isinstance(k, str):
-            raise InvalidTypeError(f"{where}: key {k!r} is a {type(k).__name__}, keys must be str")
+            raise InvalidTypeError(
+                f"{where}: key {short_repr(k)} is a {type(k).__name__}, keys must be str"
+            )
         if not k:
             raise InvalidInputError(f"{where}: property names must not be empty")
     try:
@@ -334,15 +425,56 @@ def normalize_properties(
         raise _fail(where, e) from None
 
 
+def _surrogate_in(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _find_surrogate(obj: Any, path: list[Any]) -> Optional[str]:
+    """Where in ``obj`` a string holds a lone surrogate, as ``properties['a'][0]``."""
+    if isinstance(obj, str):
+        return _place(path) if _surrogate_in(obj) else None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(k, str) and _surrogate_in(k):
+                return f"{_place(path)}: key {k!r:.60}"
+            found = _find_surrogate(v, [*path, k])
+            if found is not None:
+                return found
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found = _find_surrogate(v, [*path, i])
+            if found is not None:
+                return found
+    return None
+
+
+def _place(path: list[Any]) -> str:
+    if not path:
+        return "value"
+    head = path[0] if isinstance(path[0], str) else f"[{path[0]}]"
+    return head + "".join(f"[{k!r}]" for k in path[1:])
+
+
 def dumps_stdlib(obj: Any) -> str:
-    """Compact JSON of a normalized object with the standard library only."""
+    """Compact JSON of a normalized object with the standard library only.
+
+    Raises InvalidInputError naming the place of a string with a lone
+    surrogate (not valid UTF-8, so no reader accepts it).
+    """
     text = _STDLIB.encode(obj)
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
+            place = _find_surrogate(obj, []) or "value"
             raise InvalidInputError(
-                "a string holds a lone surrogate, which is not valid UTF-8"
+                f"{place}: a string holds a lone surrogate, which is not valid UTF-8"
             ) from None
     return text
 

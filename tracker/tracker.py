@@ -215,6 +215,8 @@ class Tracker:
                 props["distinct_id"] = _validation.check_distinct_id(
                     given["distinct_id"], "properties['distinct_id']"
                 )
+            if "token" in given:
+                _validation.check_token(given["token"], "properties['token']")
         if ip is not None:
             props["ip"] = _ip_text(ip)
         _validation.check_event_properties(props)
