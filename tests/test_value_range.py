@@ -264,3 +264,8 @@ def test_profile_and_group_values_follow_the_same_range(json_path: str) -> None:
     sink = Sink()
     Tracker("TOKEN", sink).people.increment("u", {"n": MIN})
     assert json.loads(sink.sent[0])["$add"] == {"n": MIN}
+
+
+def test_a_set_holding_a_decimal_nan_is_refused_naming_the_property(json_path: str) -> None:
+    assert refusal({"v": {Decimal("NaN"), Decimal(1)}}).startswith("properties['v'][")
+    assert refusal({"v": {Decimal("NaN"), 1}}).endswith("Decimal 'NaN' is not valid JSON")

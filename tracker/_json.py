@@ -302,7 +302,7 @@ def _norm_list(
 def _set_items(v: Any) -> list[Any]:
     try:
         return sorted(v)
-    except TypeError:
+    except (TypeError, ArithmeticError):  # mixed types; Decimal("NaN") refuses to compare
         return list(v)
 
 
