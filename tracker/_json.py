@@ -35,7 +35,7 @@ and raises ``TypeError`` for values it does not handle).
 
 The range of what can be sent (``docs/values.md``): integers (and integral
 Decimals) from :data:`MIN_INT` to :data:`MAX_INT`, the signed 64-bit range
-that orjson, Go, Java and the service's own storage read without loss;
+that orjson, Go, Java and SQL ``BIGINT`` read without loss;
 finite floats (a Decimal whose float would be infinite, or 0 when it is
 not, is refused); strings that are valid UTF-8 (no lone surrogates);
 datetimes whose UTC time falls in the years 1-9999.  Every refusal is an
