@@ -53,6 +53,17 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
+from tracker._scalars import (
+    MAX_INT,
+    MIN_INT,
+    Bad,
+    datetime_text,
+    decimal_value,
+    find_surrogate,
+    finite_float,
+    int_out_of_range,
+    short_repr,
+)
 from tracker.errors import InvalidInputError, InvalidTypeError
 
 _orjson: Any
@@ -86,39 +97,11 @@ HAS_ORJSON = _orjson is not None
 #: Containers nested deeper than this are refused whatever the limits (catches cycles).
 _MAX_LEVEL = 64
 
-#: The integers that can be sent: signed 64-bit.  (The fast paths below spell
-#: the bounds as literals, which Python loads faster than globals.)
-MIN_INT = -0x8000000000000000
-MAX_INT = 0x7FFFFFFFFFFFFFFF
-#: Integral Decimals at or above 10**19 are outside the range: refused before int().
-_DECIMAL_MAX_ADJUSTED = 18
-
 _ENCODERS: dict[type, Callable[[Any], Any]] = {}
 
 _STDLIB = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
 )
-
-
-class _StdlibFloat(float):
-    """A float whose text needs an exponent; routed to the standard library.
-
-    orjson writes ``1e16`` where ``json`` writes ``1e+16``; orjson refuses
-    float subclasses, so a message holding one is encoded by ``json`` and
-    both paths give the same text.
-    """
-
-    __slots__ = ()
-
-
-class _Bad(Exception):
-    """Internal: a value cannot be sent; ``path`` grows while unwinding."""
-
-    def __init__(self, reason: str, type_error: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.type_error = type_error
-        self.path: list[str] = []
 
 
 def register_encoder(type_: type, fn: Callable[[Any], Any]) -> None:
@@ -133,90 +116,20 @@ def unregister_encoder(type_: type) -> None:
     _ENCODERS.pop(type_, None)
 
 
-def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters; never raises, never prints a huge int."""
-    if isinstance(value, int) and value.bit_length() > 192:
-        return f"<{type(value).__name__} of {value.bit_length()} bits>"
-    try:
-        text = repr(value)
-    except Exception:  # a broken __repr__ must not hide the real error
-        text = f"<{type(value).__name__}>"
-    return text[:limit]
-
-
-def _datetime_text(value: _dt.datetime) -> str:
-    if value.tzinfo is not None and value.utcoffset() is not None:
-        try:
-            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        except OverflowError:
-            side = "before the year 1" if value.year == 1 else "after the year 9999"
-            raise _Bad(
-                f"datetime {value.isoformat()} is {side} in UTC; "
-                "only the years 1-9999 can be sent"
-            ) from None
-    elif value.tzinfo is not None:
-        value = value.replace(tzinfo=None)
-    return value.isoformat("T", "seconds")
-
-
 def format_datetime(value: _dt.datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SS`` in UTC: Mixpanel's form for dates in properties.
 
     Raises InvalidInputError when the UTC time is outside the years 1-9999.
     """
     try:
-        return _datetime_text(value)
-    except _Bad as e:
+        return datetime_text(value)
+    except Bad as e:
         raise _fail("datetime", e) from None
 
 
 def format_date(value: _dt.date) -> str:
     """``YYYY-MM-DD``."""
     return value.isoformat()
-
-
-def _int_out_of_range(v: int) -> _Bad:
-    return _Bad(
-        f"integer {short_repr(v)} is outside the signed 64-bit range "
-        f"[-2**63, 2**63-1] that the service and JSON readers accept"
-    )
-
-
-def _decimal(v: Decimal) -> Any:
-    if not v.is_finite():
-        raise _Bad(f"Decimal {str(v)!r} is not valid JSON")
-    if v.is_zero():  # 0E+100000000 has a huge exponent but is plainly 0
-        return 0
-    # adjusted() is the power of ten of the first digit: O(1), unlike int(v),
-    # which for Decimal("1e100000000") builds a hundred-million-digit int.
-    big = v.adjusted() > _DECIMAL_MAX_ADJUSTED
-    if v == v.to_integral_value():
-        if big:
-            raise _Bad(
-                f"Decimal {short_repr(str(v))} is outside the signed 64-bit range "
-                f"[-2**63, 2**63-1]; pass float(value) to send it approximately"
-            )
-        n = int(v)
-        if -0x8000000000000000 <= n <= 0x7FFFFFFFFFFFFFFF:
-            return n
-        raise _Bad(
-            f"Decimal {short_repr(str(v))} is outside the signed 64-bit range [-2**63, 2**63-1]"
-        )
-    f = float(v)
-    if f - f != 0.0 or f == 0.0:
-        raise _Bad(
-            f"Decimal {short_repr(str(v))} is outside the range of a float "
-            f"(it would be sent as {f!r})"
-        )
-    return _finite_float(f)
-
-
-def _finite_float(v: float) -> float:
-    if v - v != 0.0:  # NaN or an infinity
-        raise _Bad(f"{v!r} is not valid JSON" if v == v else "NaN is not valid JSON")
-    if v != 0.0 and (v >= 1e16 or v <= -1e16 or -1e-4 < v < 1e-4):
-        return _StdlibFloat(v)
-    return v
 
 
 def _norm(
@@ -228,11 +141,11 @@ def _norm(
     if t is int:
         if -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
             return v
-        raise _int_out_of_range(v)
+        raise int_out_of_range(v)
     if t is float:
-        return _finite_float(v)
+        return finite_float(v)
     if level >= _MAX_LEVEL:
-        raise _Bad(f"values nest deeper than {_MAX_LEVEL} levels (a cycle?)")
+        raise Bad(f"values nest deeper than {_MAX_LEVEL} levels (a cycle?)")
     if t is dict:
         return _norm_dict(v, default, depth + 1, max_depth, max_items, level + 1)
     if t is list or t is tuple:
@@ -249,14 +162,14 @@ def _norm_dict(
     level: int,
 ) -> dict[str, Any]:
     if depth > max_depth:
-        raise _Bad(f"objects nest deeper than {max_depth} levels; the service refuses them")
+        raise Bad(f"objects nest deeper than {max_depth} levels; the service refuses them")
     if depth and len(d) > max_items:
-        raise _Bad(f"object has {len(d)} keys; the service accepts at most {max_items}")
+        raise Bad(f"object has {len(d)} keys; the service accepts at most {max_items}")
     out: dict[str, Any] = {}
     for k, item in d.items():
         if type(k) is not str:
             if not isinstance(k, str):
-                err = _Bad(f"key {short_repr(k)} is a {type(k).__name__}, keys must be str", True)
+                err = Bad(f"key {short_repr(k)} is a {type(k).__name__}, keys must be str", True)
                 raise err
             k = str.__str__(k)
         t = type(item)
@@ -267,7 +180,7 @@ def _norm_dict(
             continue
         try:
             out[k] = _norm(item, default, depth, max_depth, max_items, level)
-        except _Bad as e:
+        except Bad as e:
             e.path.append(f"[{k!r}]")
             raise
     return out
@@ -282,7 +195,7 @@ def _norm_list(
     level: int,
 ) -> list[Any]:
     if len(seq) > max_items:
-        raise _Bad(f"list has {len(seq)} items; the service accepts at most {max_items}")
+        raise Bad(f"list has {len(seq)} items; the service accepts at most {max_items}")
     out = []
     for i, item in enumerate(seq):
         t = type(item)
@@ -293,7 +206,7 @@ def _norm_list(
             continue
         try:
             out.append(_norm(item, default, depth, max_depth, max_items, level))
-        except _Bad as e:
+        except Bad as e:
             e.path.append(f"[{i}]")
             raise
     return out
@@ -321,7 +234,7 @@ def _norm_other(
             if fn is not None:
                 return _norm(fn(v), *args)
     if isinstance(v, _dt.datetime):
-        return _datetime_text(v)
+        return datetime_text(v)
     if isinstance(v, _dt.date):
         return format_date(v)
     if isinstance(v, enum.Enum):
@@ -333,9 +246,9 @@ def _norm_other(
     if isinstance(v, int):
         return _norm(int(v), *args)
     if isinstance(v, float):
-        return _finite_float(float(v))
+        return finite_float(float(v))
     if isinstance(v, Decimal):
-        return _decimal(v)
+        return decimal_value(v)
     if isinstance(v, uuid.UUID):
         return str(v)
     if isinstance(v, Mapping):
@@ -351,10 +264,10 @@ def _norm_other(
             pass
         else:
             return _norm(converted, *args)
-    raise _Bad(f"{type(v).__name__} {short_repr(v)} is not JSON serializable", True)
+    raise Bad(f"{type(v).__name__} {short_repr(v)} is not JSON serializable", True)
 
 
-def _fail(where: str, e: _Bad) -> InvalidInputError:
+def _fail(where: str, e: Bad) -> InvalidInputError:
     place = where + "".join(reversed(e.path))
     cls = InvalidTypeError if e.type_error else InvalidInputError
     return cls(f"{place}: {e.reason}")
@@ -382,7 +295,7 @@ def normalize(
             1 << 62 if max_items is None else max_items,
             0,
         )
-    except _Bad as e:
+    except Bad as e:
         raise _fail(where, e) from None
 
 
@@ -421,44 +334,8 @@ def normalize_properties(
             1 << 62 if max_items is None else max_items,
             0,
         )
-    except _Bad as e:
+    except Bad as e:
         raise _fail(where, e) from None
-
-
-def _surrogate_in(text: str) -> bool:
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _find_surrogate(obj: Any, path: list[Any]) -> Optional[str]:
-    """Where in ``obj`` a string holds a lone surrogate, as ``properties['a'][0]``."""
-    if isinstance(obj, str):
-        return _place(path) if _surrogate_in(obj) else None
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if isinstance(k, str) and _surrogate_in(k):
-                return f"{_place(path)}: key {k!r:.60}"
-            found = _find_surrogate(v, [*path, k])
-            if found is not None:
-                return found
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            found = _find_surrogate(v, [*path, i])
-            if found is not None:
-                return found
-    return None
-
-
-def _place(path: list[Any]) -> str:
-    if not path:
-        return "value"
-    head = path[0] if isinstance(path[0], str) else f"[{path[0]}]"
-    return head + "".join(f"[{k!r}]" for k in path[1:])
 
 
 def dumps_stdlib(obj: Any) -> str:
@@ -472,7 +349,7 @@ def dumps_stdlib(obj: Any) -> str:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            place = _find_surrogate(obj, []) or "value"
+            place = find_surrogate(obj, []) or "value"
             raise InvalidInputError(
                 f"{place}: a string holds a lone surrogate, which is not valid UTF-8"
             ) from None
