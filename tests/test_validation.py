@@ -198,6 +198,8 @@ def test_a_token_given_as_a_property_must_be_a_non_empty_str(token: Any) -> None
     tracker = Tracker("TOKEN", lambda t, m: sent.append(m))
     with pytest.raises(InvalidInputError, match=r"^properties\['token'\] must"):
         tracker.track("u", "E", {"token": token})
+    with pytest.raises(InvalidInputError, match=r"^properties\['token'\] must"):
+        tracker.generate_tracking_url("u", "E", {"token": token})
     with pytest.raises(InvalidInputError, match=r"^message\['\$token'\] must"):
         tracker.people.update({"$distinct_id": "u", "$token": token, "$set": {"a": 1}})
     with pytest.raises(InvalidInputError, match=r"^message\['\$token'\] must"):
