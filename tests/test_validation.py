@@ -190,3 +190,109 @@ def test_limits_at_the_edge_are_accepted() -> None:
     tracker.track("u", "E", {"$insert_id": "a" * 36})
     tracker.import_event("u", "E", time.time() + 3000)
     assert len(sent) == 4
+
+
+@pytest.mark.parametrize("token", ["", "   ", None, 5])
+def test_a_token_given_as_a_property_must_be_a_non_empty_str(token: Any) -> None:
+    sent: list[str] = []
+    tracker = Tracker("TOKEN", lambda t, m: sent.append(m))
+    with pytest.raises(InvalidInputError, match=r"^properties\['token'\] must"):
+        tracker.track("u", "E", {"token": token})
+    with pytest.raises(InvalidInputError, match=r"^properties\['token'\] must"):
+        tracker.generate_tracking_url("u", "E", {"token": token})
+    with pytest.raises(InvalidInputError, match=r"^message\['\$token'\] must"):
+        tracker.people.update({"$distinct_id": "u", "$token": token, "$set": {"a": 1}})
+    with pytest.raises(InvalidInputError, match=r"^message\['\$token'\] must"):
+        tracker.groups.update({"$group_key": "C", "$group_id": "A", "$token": token,
+                               "$set": {"a": 1}})
+    assert sent == []
+
+
+def test_a_token_given_as_a_property_wins_when_it_is_valid() -> None:
+    sent: list[str] = []
+    tracker = Tracker("TOKEN", lambda t, m: sent.append(m))
+    tracker.track("u", "E", {"token": "OTHER"})
+    assert '"token":"OTHER"' in sent[0]
+
+
+PLUS2 = dt.timezone(dt.timedelta(hours=2))
+MINUS5 = dt.timezone(dt.timedelta(hours=-5))
+
+
+@pytest.mark.parametrize(
+    ("value", "ms"),
+    [
+        (dt.datetime.max, 253_402_300_799_999),
+        (dt.datetime.max.replace(tzinfo=dt.timezone.utc), 253_402_300_799_999),
+        (dt.datetime.max.replace(tzinfo=PLUS2, microsecond=0), 253_402_293_599_000),
+        (253_402_300_799_999, 253_402_300_799_999),
+        (31_536_000, 31_536_000_000),
+    ],
+    ids=repr,
+)
+def test_times_at_the_ends_of_the_range_are_sent(value: Any, ms: int) -> None:
+    sent: list[str] = []
+    tracker = Tracker("TOKEN", lambda t, m: sent.append(m))
+    tracker.track("u", "E", {"time": value})
+    assert f'"time":{ms},' in sent[0]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda t: t.track("u", "E", {"time": dt.datetime.max.replace(tzinfo=MINUS5)}),
+         "properties['time']: datetime 9999-12-31T23:59:59.999999-05:00 is after the year "
+         "9999 in UTC; only the years 1-9999 can be sent"),
+        (lambda t: t.track("u", "E", {"time": dt.datetime.min.replace(tzinfo=PLUS2)}),
+         "properties['time']: datetime 0001-01-01T00:00:00+02:00 is before the year 1 in UTC"),
+        (lambda t: t.track("u", "E", {"time": 253_402_300_800_000}),
+         "properties['time'] 253402300800000 is after the year 9999; the service refuses it"),
+        (lambda t: t.track("u", "E", {"time": 1e300}),
+         "properties['time'] 1e+300 is after the year 9999; the service refuses it"),
+        (lambda t: t.import_event("u", "E", dt.datetime.min.replace(tzinfo=PLUS2)),
+         "timestamp datetime.datetime(1, 1, 1, 0, 0, tzinfo=datetime.timezone("),
+        (lambda t: t.import_event("u", "E", dt.datetime.max.replace(tzinfo=MINUS5)),
+         "timestamp datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo="),
+        (lambda t: t.people.set("u", {"a": 1}, None,
+                                {"$time": dt.datetime.max.replace(tzinfo=MINUS5)}),
+         "optional_params['$time']: datetime 9999-12-31T23:59:59.999999-05:00 is after"),
+        (lambda t: t.people.update({"$distinct_id": "u", "$time": 10**5000, "$set": {}}),
+         "message['$time']: integer <int of 16610 bits> is outside the signed 64-bit range"),
+    ],
+    ids=["max-05:00", "min+02:00", "ms past 9999", "1e300", "import min+02:00",
+         "import max-05:00", "profile $time", "profile $time huge"],
+)
+def test_times_beyond_the_range_are_refused_naming_where(call: Call, message: str) -> None:
+    sent: list[str] = []
+    tracker = Tracker("TOKEN", lambda t, m: sent.append(m))
+    with pytest.raises(InvalidInputError) as info:
+        call(tracker)
+    assert str(info.value).startswith(message), str(info.value)
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda t: t.track(10**5000, "E"), InvalidInputError,
+         "distinct_id is an int of over 255 digits; the service accepts at most 255 characters"),
+        (lambda t: t.track(10**255, "E"), InvalidInputError,
+         "distinct_id is 256 characters; the service accepts at most 255"),
+        (lambda t: t.track("u", 10**5000), InvalidTypeError,
+         "event must be a str, got int <int of 16610 bits>"),
+        (lambda t: t.groups.set("C", 10**5000, {"a": 1}), InvalidInputError,
+         "group_id is an int of over 255 digits; the service accepts at most 255 characters"),
+        (lambda t: t.track("u", "E", {"$insert_id": 10**5000}), InvalidInputError,
+         "properties['$insert_id']: integer <int of 16610 bits> is outside the signed 64-bit"),
+    ],
+    ids=["huge id", "id of 256 digits", "huge event name", "huge group id", "huge insert id"],
+)
+def test_huge_ints_as_ids_or_names_are_refused_without_printing_them(
+    call: Call, error: type, message: str
+) -> None:
+    sent: list[str] = []
+    tracker = Tracker("TOKEN", lambda t, m: sent.append(m))
+    with pytest.raises(error) as info:
+        call(tracker)
+    assert str(info.value).startswith(message), str(info.value)
+    assert sent == []

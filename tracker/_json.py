@@ -21,15 +21,26 @@ Stable names (also used by the PostHog facade, ``tracker/posthog.py``):
 ``register_encoder(type_, fn)`` / ``unregister_encoder(type_)``
     Teach every tracker how to send values of ``type_``: ``fn(value)``
     returns something JSON-able (it is normalized in turn).
+``short_repr(value, limit=60) -> str``
+    A repr for error messages that never fails and never grows huge.
 
 Conversions: ``datetime`` -> ``"YYYY-MM-DDTHH:MM:SS"`` (UTC), ``date`` ->
-``"YYYY-MM-DD"``, ``Decimal`` -> int when integral else float, ``UUID`` ->
+``"YYYY-MM-DD"``, ``Decimal`` -> int when integral else the nearest float, ``UUID`` ->
 its canonical string, ``set``/``frozenset`` -> sorted list (insertion order
 when the items do not sort), ``tuple`` -> list, ``Enum`` -> its value,
 subclasses of str/int/float/dict/list -> the plain type.  NaN and infinities
 are refused, as is anything else unknown (unless a registered encoder or
 ``default`` handles it; ``default`` works like ``json.dumps(default=...)``
 and raises ``TypeError`` for values it does not handle).
+
+The range of what can be sent (``docs/values.md``): integers (and integral
+Decimals) from :data:`MIN_INT` to :data:`MAX_INT`, the signed 64-bit range
+that orjson, Go, Java and SQL ``BIGINT`` read without loss;
+finite floats (a Decimal whose float would be infinite, or 0 when it is
+not, is refused); strings that are valid UTF-8 (no lone surrogates);
+datetimes whose UTC time falls in the years 1-9999.  Every refusal is an
+:class:`~tracker.errors.InvalidInputError` naming the property, and costs
+no more than a comparison: no huge number is ever converted or printed.
 """
 
 from __future__ import annotations
@@ -42,6 +53,17 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
+from tracker._scalars import (
+    MAX_INT,
+    MIN_INT,
+    Bad,
+    datetime_text,
+    decimal_value,
+    find_surrogate,
+    finite_float,
+    int_out_of_range,
+    short_repr,
+)
 from tracker.errors import InvalidInputError, InvalidTypeError
 
 _orjson: Any
@@ -52,6 +74,8 @@ except ImportError:  # pragma: no cover - exercised where orjson is absent
 
 __all__ = [
     "HAS_ORJSON",
+    "MAX_INT",
+    "MIN_INT",
     "Default",
     "dumps",
     "dumps_stdlib",
@@ -61,6 +85,7 @@ __all__ = [
     "normalize",
     "normalize_properties",
     "register_encoder",
+    "short_repr",
     "unregister_encoder",
 ]
 
@@ -79,27 +104,6 @@ _STDLIB = json.JSONEncoder(
 )
 
 
-class _StdlibFloat(float):
-    """A float whose text needs an exponent; routed to the standard library.
-
-    orjson writes ``1e16`` where ``json`` writes ``1e+16``; orjson refuses
-    float subclasses, so a message holding one is encoded by ``json`` and
-    both paths give the same text.
-    """
-
-    __slots__ = ()
-
-
-class _Bad(Exception):
-    """Internal: a value cannot be sent; ``path`` grows while unwinding."""
-
-    def __init__(self, reason: str, type_error: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.type_error = type_error
-        self.path: list[str] = []
-
-
 def register_encoder(type_: type, fn: Callable[[Any], Any]) -> None:
     """Encode values of ``type_`` (and its subclasses) as ``fn(value)`` in every tracker."""
     if not isinstance(type_, type) or not callable(fn):
@@ -113,12 +117,14 @@ def unregister_encoder(type_: type) -> None:
 
 
 def format_datetime(value: _dt.datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS`` in UTC: Mixpanel's form for dates in properties."""
-    if value.tzinfo is not None and value.utcoffset() is not None:
-        value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-    elif value.tzinfo is not None:
-        value = value.replace(tzinfo=None)
-    return value.isoformat("T", "seconds")
+    """``YYYY-MM-DDTHH:MM:SS`` in UTC: Mixpanel's form for dates in properties.
+
+    Raises InvalidInputError when the UTC time is outside the years 1-9999.
+    """
+    try:
+        return datetime_text(value)
+    except Bad as e:
+        raise _fail("datetime", e) from None
 
 
 def format_date(value: _dt.date) -> str:
@@ -126,24 +132,20 @@ def format_date(value: _dt.date) -> str:
     return value.isoformat()
 
 
-def _finite_float(v: float) -> float:
-    if v - v != 0.0:  # NaN or an infinity
-        raise _Bad(f"{v!r} is not valid JSON" if v == v else "NaN is not valid JSON")
-    if v != 0.0 and (v >= 1e16 or v <= -1e16 or -1e-4 < v < 1e-4):
-        return _StdlibFloat(v)
-    return v
-
-
 def _norm(
     v: Any, default: Optional[Default], depth: int, max_depth: int, max_items: int, level: int
 ) -> Any:
     t = type(v)
-    if t is str or t is int or t is bool or v is None:
+    if t is str or t is bool or v is None:
         return v
+    if t is int:
+        if -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
+            return v
+        raise int_out_of_range(v)
     if t is float:
-        return _finite_float(v)
+        return finite_float(v)
     if level >= _MAX_LEVEL:
-        raise _Bad(f"values nest deeper than {_MAX_LEVEL} levels (a cycle?)")
+        raise Bad(f"values nest deeper than {_MAX_LEVEL} levels (a cycle?)")
     if t is dict:
         return _norm_dict(v, default, depth + 1, max_depth, max_items, level + 1)
     if t is list or t is tuple:
@@ -160,23 +162,25 @@ def _norm_dict(
     level: int,
 ) -> dict[str, Any]:
     if depth > max_depth:
-        raise _Bad(f"objects nest deeper than {max_depth} levels; the service refuses them")
+        raise Bad(f"objects nest deeper than {max_depth} levels; the service refuses them")
     if depth and len(d) > max_items:
-        raise _Bad(f"object has {len(d)} keys; the service accepts at most {max_items}")
+        raise Bad(f"object has {len(d)} keys; the service accepts at most {max_items}")
     out: dict[str, Any] = {}
     for k, item in d.items():
         if type(k) is not str:
             if not isinstance(k, str):
-                err = _Bad(f"key {k!r} is a {type(k).__name__}, keys must be str", True)
+                err = Bad(f"key {short_repr(k)} is a {type(k).__name__}, keys must be str", True)
                 raise err
             k = str.__str__(k)
         t = type(item)
-        if t is str or t is int or t is bool or item is None:
+        if t is str or t is bool or item is None or (
+            t is int and -0x8000000000000000 <= item <= 0x7FFFFFFFFFFFFFFF
+        ):
             out[k] = item
             continue
         try:
             out[k] = _norm(item, default, depth, max_depth, max_items, level)
-        except _Bad as e:
+        except Bad as e:
             e.path.append(f"[{k!r}]")
             raise
     return out
@@ -191,16 +195,18 @@ def _norm_list(
     level: int,
 ) -> list[Any]:
     if len(seq) > max_items:
-        raise _Bad(f"list has {len(seq)} items; the service accepts at most {max_items}")
+        raise Bad(f"list has {len(seq)} items; the service accepts at most {max_items}")
     out = []
     for i, item in enumerate(seq):
         t = type(item)
-        if t is str or t is int or t is bool or item is None:
+        if t is str or t is bool or item is None or (
+            t is int and -0x8000000000000000 <= item <= 0x7FFFFFFFFFFFFFFF
+        ):
             out.append(item)
             continue
         try:
             out.append(_norm(item, default, depth, max_depth, max_items, level))
-        except _Bad as e:
+        except Bad as e:
             e.path.append(f"[{i}]")
             raise
     return out
@@ -209,7 +215,7 @@ def _norm_list(
 def _set_items(v: Any) -> list[Any]:
     try:
         return sorted(v)
-    except TypeError:
+    except (TypeError, ArithmeticError):  # mixed types; Decimal("NaN") refuses to compare
         return list(v)
 
 
@@ -228,7 +234,7 @@ def _norm_other(
             if fn is not None:
                 return _norm(fn(v), *args)
     if isinstance(v, _dt.datetime):
-        return format_datetime(v)
+        return datetime_text(v)
     if isinstance(v, _dt.date):
         return format_date(v)
     if isinstance(v, enum.Enum):
@@ -238,15 +244,11 @@ def _norm_other(
     if isinstance(v, bool):
         return bool(v)
     if isinstance(v, int):
-        return int(v)
+        return _norm(int(v), *args)
     if isinstance(v, float):
-        return _finite_float(float(v))
+        return finite_float(float(v))
     if isinstance(v, Decimal):
-        if not v.is_finite():
-            raise _Bad(f"Decimal {str(v)!r} is not valid JSON")
-        if v == v.to_integral_value():
-            return int(v)
-        return _finite_float(float(v))
+        return decimal_value(v)
     if isinstance(v, uuid.UUID):
         return str(v)
     if isinstance(v, Mapping):
@@ -262,10 +264,10 @@ def _norm_other(
             pass
         else:
             return _norm(converted, *args)
-    raise _Bad(f"{type(v).__name__} {v!r:.60} is not JSON serializable", True)
+    raise Bad(f"{type(v).__name__} {short_repr(v)} is not JSON serializable", True)
 
 
-def _fail(where: str, e: _Bad) -> InvalidInputError:
+def _fail(where: str, e: Bad) -> InvalidInputError:
     place = where + "".join(reversed(e.path))
     cls = InvalidTypeError if e.type_error else InvalidInputError
     return cls(f"{place}: {e.reason}")
@@ -293,7 +295,7 @@ def normalize(
             1 << 62 if max_items is None else max_items,
             0,
         )
-    except _Bad as e:
+    except Bad as e:
         raise _fail(where, e) from None
 
 
@@ -314,11 +316,13 @@ def normalize_properties(
         return {}
     if not isinstance(properties, Mapping):
         raise InvalidTypeError(
-            f"{where} must be a dict, got {type(properties).__name__} {properties!r:.60}"
+            f"{where} must be a dict, got {type(properties).__name__} {short_repr(properties)}"
         )
     for k in properties:
         if type(k) is not str and not isinstance(k, str):
-            raise InvalidTypeError(f"{where}: key {k!r} is a {type(k).__name__}, keys must be str")
+            raise InvalidTypeError(
+                f"{where}: key {short_repr(k)} is a {type(k).__name__}, keys must be str"
+            )
         if not k:
             raise InvalidInputError(f"{where}: property names must not be empty")
     try:
@@ -330,19 +334,24 @@ def normalize_properties(
             1 << 62 if max_items is None else max_items,
             0,
         )
-    except _Bad as e:
+    except Bad as e:
         raise _fail(where, e) from None
 
 
 def dumps_stdlib(obj: Any) -> str:
-    """Compact JSON of a normalized object with the standard library only."""
+    """Compact JSON of a normalized object with the standard library only.
+
+    Raises InvalidInputError naming the place of a string with a lone
+    surrogate (not valid UTF-8, so no reader accepts it).
+    """
     text = _STDLIB.encode(obj)
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
+            place = find_surrogate(obj, []) or "value"
             raise InvalidInputError(
-                "a string holds a lone surrogate, which is not valid UTF-8"
+                f"{place}: a string holds a lone surrogate, which is not valid UTF-8"
             ) from None
     return text
 

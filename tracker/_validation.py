@@ -2,7 +2,7 @@
 
 Stable names (also used by the PostHog facade, ``tracker/posthog.py``):
 
-``check_token(token) -> str``
+``check_token(token, where="token") -> str``
 ``check_distinct_id(value, where="distinct_id") -> str``
     str, int or UUID (ints and UUIDs become str); not empty, at most 255
     characters; placeholder values (``"null"``, ``"0"``, ...) warn with
@@ -13,7 +13,8 @@ Stable names (also used by the PostHog facade, ``tracker/posthog.py``):
 ``check_group_id(value, where="group_id") -> str``
 ``check_insert_id(value, where="$insert_id") -> str``
 ``to_millis(value, where="time") -> int``
-    datetime, or seconds / milliseconds since the epoch -> milliseconds.
+    datetime, or seconds / milliseconds since the epoch -> milliseconds;
+    from 1971 to the end of the year 9999.
 ``check_import_time(value, where="timestamp", *, now_ms=None) -> int``
 ``check_event_properties(properties, where="properties") -> None``
     At most :data:`MAX_PROPERTIES` properties; long names warn.
@@ -44,6 +45,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Optional
 
+from tracker._json import short_repr
 from tracker.errors import (
     InvalidInputError,
     InvalidTypeError,
@@ -82,6 +84,11 @@ MAX_NAME_CHARS = 255
 MAX_ID_CHARS = 255
 #: ms since the epoch of 1971-01-01; the service refuses earlier events.
 MIN_TIME_MS = 31_536_000_000
+#: ms since the epoch of 9999-12-31T23:59:59.999Z, the last time a datetime can hold.
+MAX_TIME_MS = 253_402_300_799_999
+#: An int with more bits than this has more than MAX_ID_CHARS digits (checked
+#: before str(), which refuses ints of over 4300 digits).
+_MAX_ID_BITS = 850
 #: /import refuses events more than an hour in the future.
 MAX_FUTURE_MS = 3_600_000
 
@@ -125,16 +132,25 @@ def warn(message: str, category: type[Warning] = TrackingWarning) -> None:
 
 def _type_error(where: str, expected: str, value: Any) -> InvalidTypeError:
     return InvalidTypeError(
-        f"{where} must be {expected}, got {type(value).__name__} {value!r:.60}"
+        f"{where} must be {expected}, got {type(value).__name__} {short_repr(value)}"
     )
 
 
-def check_token(token: Any) -> str:
-    """The project token: a non-empty str."""
+def _int_text(value: int, where: str) -> str:
+    if value.bit_length() > _MAX_ID_BITS:
+        raise InvalidInputError(
+            f"{where} is an int of over {MAX_ID_CHARS} digits; "
+            f"the service accepts at most {MAX_ID_CHARS} characters"
+        )
+    return str(value)
+
+
+def check_token(token: Any, where: str = "token") -> str:
+    """The project token: a non-empty str (the service refuses an empty one)."""
     if not isinstance(token, str):
-        raise _type_error("token", "a str", token)
+        raise _type_error(where, "a str", token)
     if not token.strip():
-        raise InvalidInputError("token must not be empty")
+        raise InvalidInputError(f"{where} must not be empty")
     return token
 
 
@@ -145,7 +161,9 @@ def check_distinct_id(value: Any, where: str = "distinct_id") -> str:
         text = value
     elif isinstance(value, str):
         text = str.__str__(value)
-    elif isinstance(value, (int, uuid.UUID)) and not isinstance(value, bool):
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = _int_text(value, where)
+    elif isinstance(value, uuid.UUID):
         text = str(value)
     else:
         raise _type_error(where, "a str (or int)", value)
@@ -192,7 +210,12 @@ def check_group_id(value: Any, where: str = "group_id") -> str:
     """A group id: a non-empty str (ints become str)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, uuid.UUID)):
         raise _type_error(where, "a str (or int)", value)
-    text: str = value if type(value) is str else str(value)
+    if type(value) is str:
+        text: str = value
+    elif isinstance(value, int):
+        text = _int_text(value, where)
+    else:
+        text = str(value)
     if not text:
         raise InvalidInputError(f"{where} must not be empty")
     return text
@@ -204,7 +227,7 @@ def check_insert_id(value: Any, where: str = "$insert_id") -> str:
         raise _type_error(where, "a str", value)
     if not _INSERT_ID.fullmatch(value):
         raise InvalidInputError(
-            f"{where} {value!r:.60} must be 1-36 ASCII letters, digits or '-'"
+            f"{where} {short_repr(value)} must be 1-36 ASCII letters, digits or '-'"
         )
     text: str = value
     return text
@@ -214,13 +237,11 @@ def to_millis(value: Any, where: str = "time") -> int:
     """Milliseconds since the epoch from a datetime or a number of seconds or milliseconds.
 
     Numbers below 1e11 are taken as seconds (1e11 s is the year 5138); naive
-    datetimes are taken to be UTC.
+    datetimes are taken to be UTC.  Times after the year 9999 (the last a
+    datetime can hold) are refused like those before 1971.
     """
     if isinstance(value, _dt.datetime):
-        aware = value
-        if value.tzinfo is None or value.utcoffset() is None:
-            aware = value.replace(tzinfo=_dt.timezone.utc)
-        ms = int(aware.timestamp() * 1000)
+        ms = _datetime_millis(value)
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _type_error(where, "a datetime or a number of seconds or milliseconds", value)
     elif value - value != 0:
@@ -230,8 +251,24 @@ def to_millis(value: Any, where: str = "time") -> int:
     else:
         ms = int(value)
     if ms < MIN_TIME_MS:
-        raise InvalidInputError(f"{where} {value!r} is before 1971; the service refuses it")
+        raise InvalidInputError(
+            f"{where} {short_repr(value, 120)} is before 1971; the service refuses it"
+        )
+    if ms > MAX_TIME_MS:
+        raise InvalidInputError(
+            f"{where} {short_repr(value, 120)} is after the year 9999; the service refuses it"
+        )
     return ms
+
+
+def _datetime_millis(value: _dt.datetime) -> int:
+    aware = value
+    if value.tzinfo is None or value.utcoffset() is None:
+        aware = value.replace(tzinfo=_dt.timezone.utc)
+    ms = int(aware.timestamp() * 1000)
+    # float rounding takes 9999-12-31T23:59:59.999999 (naive or UTC) to the
+    # year 10000; any later UTC time comes from an offset, and stays refused
+    return MAX_TIME_MS if ms == MAX_TIME_MS + 1 else ms
 
 
 def check_import_time(value: Any, where: str = "timestamp", *, now_ms: Optional[int] = None) -> int:
@@ -240,7 +277,8 @@ def check_import_time(value: Any, where: str = "timestamp", *, now_ms: Optional[
     now = int(time.time() * 1000) if now_ms is None else now_ms
     if ms > now + MAX_FUTURE_MS:
         raise InvalidInputError(
-            f"{where} {value!r} is more than an hour in the future; /import refuses it"
+            f"{where} {short_repr(value, 120)} is more than an hour in the future; "
+            "/import refuses it"
         )
     return ms
 

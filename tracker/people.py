@@ -177,5 +177,7 @@ class People:
             if "$time" in message
             else time.time_ns() // 1_000_000,
         }
+        if "$token" in body:
+            _validation.check_token(body["$token"], "message['$token']")
         full.update((k, v) for k, v in body.items() if k not in full or k == "$token")
         return tracker._deliver("profile_update", _json.dumps(full))

@@ -215,6 +215,8 @@ class Tracker:
                 props["distinct_id"] = _validation.check_distinct_id(
                     given["distinct_id"], "properties['distinct_id']"
                 )
+            if "token" in given:
+                _validation.check_token(given["token"], "properties['token']")
         if ip is not None:
             props["ip"] = _ip_text(ip)
         _validation.check_event_properties(props)
@@ -311,7 +313,10 @@ class Tracker:
             "mp_lib": LIB_NAME,
             "$lib_version": __version__,
         }
-        props.update(_json.normalize_properties(properties, default=self._default))
+        given = _json.normalize_properties(properties, default=self._default)
+        if "token" in given:
+            _validation.check_token(given["token"], "properties['token']")
+        props.update(given)
         data = _json.dumps({"event": name, "properties": props})
         encoded = base64.urlsafe_b64encode(data.encode("utf-8")).decode("ascii")
         if endpoint is None:
