@@ -6,6 +6,11 @@ holding numbered segments (``seg-000001/``, each a
 :class:`~consumers.file.FileConsumer` spool folder).  A ``flock``-ed lock file
 says the folder's process is alive; a folder nobody holds was left by a
 process that is gone, and the next consumer on the same root replays it.
+
+A forked child writes its folder inside the parent's root when one was given,
+else inside the parent's own folder, so the parent finds what a child left.
+When a write fails (disk full, read-only) the spool says so for
+:data:`RETRY_AFTER` seconds, then tries again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +30,9 @@ from consumers.errors import Message
 __all__ = ["Spool"]
 
 logger = logging.getLogger("consumers.background")
+
+#: Seconds a spool that failed to write is considered unwritable before the next try.
+RETRY_AFTER = 5.0
 
 
 class Spool:
@@ -42,7 +51,8 @@ class Spool:
         self._writer: Optional[Any] = None
         self._seq = 0
         self._segments: list[Path] = []  # holding messages, oldest first (the last may be open)
-        self._failed = False
+        self._failed_at: Optional[float] = None
+        self._children_of: Optional[Path] = None  # in a fork child: the parent's folder
         self.count = 0  # messages on disk not yet read back
 
     # -- locations -------------------------------------------------------------
@@ -50,7 +60,15 @@ class Spool:
     def root(self) -> Path:
         if self._root_given is not None:
             return self._root_given
+        if self._children_of is not None:
+            return self._children_of
         return Path(tempfile.gettempdir())
+
+    @property
+    def writable(self) -> bool:
+        """False for a while after a write failed."""
+        failed = self._failed_at
+        return failed is None or time.monotonic() - failed >= RETRY_AFTER
 
     @property
     def path(self) -> Optional[Path]:
@@ -58,7 +76,8 @@ class Spool:
 
     def _ensure_dir(self) -> Path:
         if self._dir is None:
-            prefix = "" if self._root_given is not None else "tracking-spool-"
+            shared = self._root_given is not None or self._children_of is not None
+            prefix = "" if shared else "tracking-spool-"
             self.root.mkdir(parents=True, exist_ok=True)
             folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=self.root))
             self._lock_file = _try_lock(folder)
@@ -69,7 +88,7 @@ class Spool:
     def write(self, items: Sequence[Message]) -> bool:
         """Append ``items``; False when the spool cannot be written (nothing written)."""
         with self._lock:
-            if self._failed:
+            if not self.writable:
                 return False
             try:
                 if self._writer is None:
@@ -82,17 +101,34 @@ class Spool:
                 for message_type, message_json in items:
                     self._writer.send(message_type, message_json)
             except (OSError, ImportError) as error:
-                self._failed = True
-                logger.warning("cannot write the spool in %s: %s",
-                             self.root, error)
+                if self._failed_at is None:
+                    logger.warning("cannot write the spool in %s: %s", self.root, error)
+                self._failed_at = time.monotonic()
+                self._drop_writer()
                 return False
+            self._failed_at = None
             self.count += len(items)
             return True
 
-    def flush_for_fork(self) -> None:
+    def _drop_writer(self) -> None:
+        """After a failed write: the segment may hold a part; start a new one next time."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except OSError:
+                pass
+            self._writer = None
+
+    def before_fork(self) -> None:
+        """Flush the writer, and have a folder a child can write inside."""
         with self._lock:
             if self._writer is not None:
                 self._writer.flush()
+            if self._root_given is None:
+                try:
+                    self._ensure_dir()
+                except OSError:
+                    pass
 
     # -- reading (worker thread) -----------------------------------------------
     def seal(self) -> None:
@@ -115,7 +151,7 @@ class Spool:
         Each is locked while the caller handles it, so two live processes never
         replay the same one.
         """
-        root = self._root_given
+        root = self._root_given if self._root_given is not None else self._dir
         if root is None or not root.is_dir():
             return
         for folder in sorted(root.iterdir()):
@@ -154,8 +190,12 @@ class Spool:
             folder = self._dir
             if folder is None:
                 return
-            if not self._segments:
+            children = any((p / ".lock").exists() for p in folder.iterdir() if p.is_dir())
+            if not self._segments and not children:
                 shutil.rmtree(folder, ignore_errors=True)
+            elif not self._segments:
+                logger.warning("undelivered message(s) of forked children kept in %s; "
+                               "send them with consumers.replay()", folder)
             else:
                 logger.warning("%d undelivered message(s) kept in %s; "
                                "send them with consumers.replay()", self.count, folder)
@@ -168,6 +208,8 @@ class Spool:
         """In a fork child: the parent's folder, writer and lock are not ours."""
         self._lock = threading.Lock()
         self._writer = None
+        if self._root_given is None:
+            self._children_of = self._dir
         if self._lock_file is not None:
             # our copy only: the parent's lock stays, and ends with the parent
             self._lock_file.close()
@@ -175,6 +217,7 @@ class Spool:
         self._dir = None
         self._seq = 0
         self._segments = []
+        self._failed_at = None
         self.count = 0
 
 

@@ -13,6 +13,21 @@ the service's limit) or ``max_bytes`` of JSON (default 2 MB for /track,
 A batch is the already-serialised messages joined with commas: nothing is
 parsed or re-encoded.
 
+:meth:`send_many` hands over many messages at once (what a
+:class:`~consumers.background.BackgroundConsumer` worker does with a slice of
+its queue); they are posted in requests of ``bulk_batch`` messages: the
+``max_batch`` given, or :data:`BULK_BATCH` (1000) when ``max_batch`` was left
+to its default, because a batch handed whole has no reason to wait for 50
+(the Ruby default keeps its meaning for :meth:`send`, one message at a time).
+The limits are public: ``max_batch``, ``bulk_batch`` and ``max_bytes``
+(``{type: limit}``).
+
+Buffered messages are sent by :meth:`flush` or :meth:`close` only.  A
+consumer garbage-collected, or still alive at interpreter exit, with
+messages buffered does not send them: it warns (``ResourceWarning``, as an
+unclosed file does, and an error in the ``consumers.buffered`` log with the
+count), so a forgotten ``flush()`` is never silent.
+
 What a failed flush does (the caller always learns it; nothing is silently
 lost and the consumer itself sends nothing twice):
 
@@ -43,10 +58,13 @@ what was not sent in front of anything buffered meanwhile.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import logging
 import threading
+import warnings
+import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Protocol, Union, overload
@@ -64,7 +82,13 @@ from consumers.errors import (
     RefusedError,
 )
 
-__all__ = ["DEFAULT_MAX_BYTES", "MAX_MESSAGE_BYTES", "BatchSender", "BufferedConsumer"]
+__all__ = [
+    "BULK_BATCH",
+    "DEFAULT_MAX_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "BatchSender",
+    "BufferedConsumer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +101,10 @@ DEFAULT_MAX_BYTES = {
     "import": 10_000_000,
 }
 _IMPORT_LIMIT = 10 * 1024 * 1024
+
+#: Messages per request for a batch handed whole (:meth:`BufferedConsumer.send_many`)
+#: when ``max_batch`` was not given.
+BULK_BATCH = 1000
 
 #: The service refuses a single message larger than this.
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -153,7 +181,7 @@ class BufferedConsumer(Closing, ForkAware):
         self,
         consumer: Optional[BatchSender] = None,
         *more: Any,  # only to answer the Ruby positional form with a clear error
-        max_batch: Limit = 50,
+        max_batch: Optional[Limit] = None,
         max_bytes: Optional[Limit] = None,
         **consumer_kwargs: Any,
     ) -> None:
@@ -168,7 +196,11 @@ class BufferedConsumer(Closing, ForkAware):
             raise TypeError(
                 f"pass either consumer or Consumer arguments, not both: {sorted(consumer_kwargs)}"
             )
-        self._max_batch = _per_type("max_batch", max_batch, dict.fromkeys(MESSAGE_TYPES, 50))
+        self._max_batch = _per_type(
+            "max_batch", 50 if max_batch is None else max_batch, dict.fromkeys(MESSAGE_TYPES, 50))
+        self._bulk_batch = (
+            dict.fromkeys(MESSAGE_TYPES, BULK_BATCH) if max_batch is None
+            else dict(self._max_batch))
         too_many = {t: n for t, n in self._max_batch.items() if n > MAX_BATCH}
         if too_many:
             raise ValueError(
@@ -187,12 +219,28 @@ class BufferedConsumer(Closing, ForkAware):
         self._bytes: dict[str, int] = dict.fromkeys(MESSAGE_TYPES, 0)
         self._checked: set[str] = set()
         self._watch_forks()
+        _alive.add(self)
 
     def __repr__(self) -> str:
         return (
             f"BufferedConsumer(consumer={self.consumer!r}, max_batch={self._max_batch!r}, "
             f"max_bytes={self._max_bytes!r}, pending={self.pending()})"
         )
+
+    @property
+    def max_batch(self) -> dict[str, int]:
+        """Messages per type that make :meth:`send` post the type's buffer."""
+        return dict(self._max_batch)
+
+    @property
+    def bulk_batch(self) -> dict[str, int]:
+        """Messages per type per request for a batch handed whole to :meth:`send_many`."""
+        return dict(self._bulk_batch)
+
+    @property
+    def max_bytes(self) -> dict[str, int]:
+        """JSON bytes per type per request."""
+        return dict(self._max_bytes)
 
     @property
     def endpoints(self) -> Any:
@@ -242,6 +290,46 @@ class BufferedConsumer(Closing, ForkAware):
 
     __call__ = send
 
+    def send_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        """Buffer ``messages`` (``(type, message_json)`` pairs) and post every full batch.
+
+        Batches hold up to ``bulk_batch`` messages (and ``max_bytes``).  Bad
+        input raises before anything is buffered, naming the message's
+        index.  A delivery failure is raised as from :meth:`flush`, with the
+        unsent messages buffered.
+        """
+        sizes = []
+        for index, (message_type, message_json) in enumerate(messages):
+            if message_type not in self._checked:
+                self._check(message_type)
+            if not isinstance(message_json, str):
+                raise TypeError(f"message {index}: message_json must be a str, "
+                                f"got {type(message_json).__name__}")
+            size = _size(message_json)
+            if size > min(self._max_bytes[message_type] - 1, MAX_MESSAGE_BYTES + 1):
+                raise PayloadTooLargeError(
+                    f"message {index}: a {message_type} message of {size - 1} characters "
+                    "exceeds the size limit; nothing was buffered",
+                    status=413, messages=[(message_type, message_json)], pending=self.pending())
+            sizes.append(size)
+        due: list[str] = []
+        with self._lock:
+            for (message_type, message_json), size in zip(messages, sizes):
+                self._buffers[message_type].append(message_json)
+                self._bytes[message_type] += size
+            for message_type in MESSAGE_TYPES:
+                if (len(self._buffers[message_type]) >= self._bulk_batch[message_type]
+                        or self._bytes[message_type] + 1 >= self._max_bytes[message_type]):
+                    due.append(message_type)
+        failure: Optional[DeliveryError] = None
+        reported: list[DeliveryError] = []
+        for message_type in due:
+            kept, dropped = self._flush_type(message_type, self._bulk_batch, full_only=True)
+            reported.extend(dropped)
+            if kept is not None:
+                failure = failure or kept
+        self._raise(failure, reported)
+
     def _check(self, message_type: str) -> None:
         check = getattr(self.consumer, "check_sendable", None)
         if check is not None:
@@ -264,7 +352,7 @@ class BufferedConsumer(Closing, ForkAware):
         failures: list[DeliveryError] = []
         reported: list[DeliveryError] = []
         for message_type in MESSAGE_TYPES:
-            failure, dropped = self._flush_type(message_type)
+            failure, dropped = self._flush_type(message_type, self._bulk_batch)
             if failure is not None:
                 failures.append(failure)
             reported.extend(dropped)
@@ -291,16 +379,25 @@ class BufferedConsumer(Closing, ForkAware):
             raise error
 
     def _flush_type(
-        self, message_type: str
+        self, message_type: str, counts: Optional[dict[str, int]] = None,
+        full_only: bool = False,
     ) -> tuple[Optional[DeliveryError], list[DeliveryError]]:
-        """Send one type's buffer: (the failure that kept messages, the refusals reported)."""
+        """Send one type's buffer: (the failure that kept messages, the refusals reported).
+
+        ``full_only``: send only full batches; a last partial one stays buffered.
+        """
         with self._lock:
             messages = self._buffers[message_type]
             if not messages:
                 return None, []
             self._buffers[message_type] = []
             self._bytes[message_type] = 0
-        queue = deque(self._chunks(message_type, messages))
+        chunks = self._chunks(message_type, messages, counts)
+        if full_only and chunks and len(chunks[-1]) < (counts or self._max_batch)[message_type] \
+                and sum(map(_size, chunks[-1])) + 1 < self._max_bytes[message_type] // 2:
+            last = chunks.pop()
+            self._put_back(message_type, last, deque())
+        queue = deque(chunks)
         reported: list[DeliveryError] = []
         chunk: list[str] = []
         done = False
@@ -332,8 +429,9 @@ class BufferedConsumer(Closing, ForkAware):
                 self._put_back(message_type, chunk, queue)
         return None, reported
 
-    def _chunks(self, message_type: str, messages: list[str]) -> list[list[str]]:
-        max_count = self._max_batch[message_type]
+    def _chunks(self, message_type: str, messages: list[str],
+                counts: Optional[dict[str, int]] = None) -> list[list[str]]:
+        max_count = (counts or self._max_batch)[message_type]
         max_bytes = self._max_bytes[message_type]
         total = sum(map(_size, messages))
         if len(messages) <= max_count and total + 1 <= max_bytes:
@@ -394,8 +492,39 @@ class BufferedConsumer(Closing, ForkAware):
         try:
             self.flush()
         finally:
+            _alive.discard(self)
             if self._owns_consumer:
                 self.consumer.close()
+
+    def _unflushed(self) -> int:
+        return sum(len(b) for b in getattr(self, "_buffers", {}).values())
+
+    def __del__(self) -> None:
+        try:
+            count = self._unflushed()
+            if count:
+                _warn_unflushed(count, "was garbage-collected")
+        except Exception:  # a finalizer must not raise (interpreter shutdown)
+            pass
+
+
+def _warn_unflushed(count: int, how: str) -> None:
+    text = (f"a BufferedConsumer {how} with {count} buffered message(s) never sent; "
+            "call flush() or close() (or use it in a with block)")
+    log.error("%s", text)
+    warnings.warn(text, ResourceWarning, stacklevel=2)
+
+
+# Consumers alive now, checked at interpreter exit (weak: this never keeps one alive).
+_alive: weakref.WeakSet[BufferedConsumer] = weakref.WeakSet()
+
+
+@atexit.register
+def _warn_at_exit() -> None:
+    for consumer in list(_alive):
+        count = consumer._unflushed()
+        if count:
+            _warn_unflushed(count, "was still open at interpreter exit")
 
 def _splittable(error: RefusedError) -> bool:
     """413, or a 400 naming no record: some message in the batch is the problem."""

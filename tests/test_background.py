@@ -358,7 +358,8 @@ def test_spill_policy_writes_to_the_spool_and_replays_it(tmp_path: Any) -> None:
     sink = Sink()
     sink.gate.clear()
     spool = tmp_path / "spool"
-    bc = BackgroundConsumer(sink, max_queue=5, spool=spool)
+    # the worker is stuck in a delivery longer than block_timeout: callers spill themselves
+    bc = BackgroundConsumer(sink, max_queue=5, spool=spool, block_timeout=0.05)
     bc.send("event", "first")
     assert sink.entered.wait(WAIT)
     for m in messages(100):
@@ -394,7 +395,7 @@ def test_outage_spills_failed_batches_and_replays_them(tmp_path: Any) -> None:
 def test_default_spool_is_a_private_temp_folder_removed_when_empty() -> None:
     sink = Sink()
     sink.gate.clear()
-    bc = BackgroundConsumer(sink, max_queue=1)
+    bc = BackgroundConsumer(sink, max_queue=1, block_timeout=0.05)
     bc.send("event", "first")
     assert sink.entered.wait(WAIT)
     for m in messages(3):

@@ -106,7 +106,9 @@ def test_outage_longer_than_the_retry_budget_loses_nothing_and_memory_stays_boun
 def test_spill_policy_writes_the_spool_and_replays_it(collector: Any, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     collector.delay_next(1, 2.0)  # the worker sits in one slow request meanwhile
-    bc = BackgroundConsumer(buffered(collector, max_batch=10), max_queue=10, spool=spool)
+    # a worker stuck past block_timeout: callers spill as a last resort
+    bc = BackgroundConsumer(buffered(collector, max_batch=10), max_queue=10, spool=spool,
+                            block_timeout=0.2)
     for i in range(300):
         bc.send("event", event(i))
     assert bc.stats()["spilled"] > 0

@@ -1,0 +1,354 @@
+"""The worker thread: queue slices into the wrapped sink, outages into the spool, then exit.
+
+The worker hands the inner sink whole slices of the queue (``Inner.batch``
+messages at a time) and flushes it once the queue is empty.  While callers
+keep appending it does not compete with them for the interpreter: it waits
+until they pause for one :data:`POLL` interval, the queue passes its
+high-water mark, ``flush_interval`` has passed since the oldest waiting
+message arrived, or someone asks (``flush()``, ``close()``).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Optional
+
+from consumers._background import spooling
+from consumers._background.outage import Outage, is_transient
+from consumers._background.queue import Marker
+from consumers.errors import DeliveryError, Message
+
+if TYPE_CHECKING:
+    from consumers.background import BackgroundConsumer
+
+__all__ = ["POLL", "Worker"]
+
+logger = logging.getLogger("consumers.background")
+
+#: How often a worker with messages waiting looks whether the callers paused.
+POLL = 0.02
+#: Messages moved to the spool at once when the queue is nearly full.
+SPILL_SLICE = 2000
+
+
+def without(items: Sequence[Message], remove: Iterable[Message]) -> list[Message]:
+    """``items`` minus ``remove``, as multisets, keeping order."""
+    counts = collections.Counter(remove)
+    kept = []
+    for item in items:
+        if counts[item] > 0:
+            counts[item] -= 1
+        else:
+            kept.append(item)
+    return kept
+
+
+class Worker:
+    """Delivery state and loop of one background consumer (one per process)."""
+
+    def __init__(self, owner: BackgroundConsumer) -> None:
+        self.owner = owner
+        self.queue = owner._queue
+        self.inner = owner._inner
+        self.spool = owner._spool
+        self.outage = Outage(owner._probe_interval, owner._max_probe_interval)
+        self.wake = threading.Event()
+        self.lock = threading.Lock()  # counters, and the hand-over to close()'s rescue
+        self.thread: Optional[threading.Thread] = None
+        self.in_inner: list[Message] = []  # handed to inner since its last good flush
+        self.held: list[Message] = []  # to resend first (the spool could not take them)
+        self.waiters: list[Marker] = []
+        self.popped = self.delivered = self.failed = self.spilled = self.replayed = 0
+        self.adopted = False
+        self.replaying = False
+        self.abandoned = False  # close() gave up waiting and took over what was left
+        self.finished = False
+        self._woken = False
+        self._last_added = -1
+        self._waiting_since: Optional[float] = None
+
+    # -- the loop --------------------------------------------------------------------
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self.run, name="tracking-background-consumer",
+                                       daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        try:
+            while not self.owner._stopping and not self.abandoned:
+                try:
+                    self.step()
+                except Exception:  # a bug here must not end delivery for the process
+                    logger.exception("unexpected error in the worker")
+                    self.wake.wait(self.outage.interval)
+                self.owner._report_drops()
+                self.sleep()
+        finally:
+            self.shutdown()
+
+    def sleep(self) -> None:
+        self.wake.clear()
+        if self.owner._stopping or self.abandoned:
+            return
+        now = time.monotonic()
+        if self.outage.active:
+            timeout = self.outage.next_probe - now
+        elif self.queue.items or self.in_inner or self._spool_waiting():
+            timeout = POLL
+        else:
+            timeout = self.owner._flush_interval
+        self._woken = timeout <= 0 or self.wake.wait(timeout)
+
+    def _spool_waiting(self) -> bool:
+        return self.spool is not None and self.spool.has_data
+
+    def _due(self) -> bool:
+        """Whether to deliver now, or let the callers go on appending undisturbed."""
+        added = self.queue.added
+        quiet = added == self._last_added
+        self._last_added = added
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        return (self._woken or quiet or self.owner._closing
+                or now - self._waiting_since >= self.owner._flush_interval)
+
+    def step(self) -> None:
+        owner = self.owner
+        if not self.adopted:
+            self.adopted = True
+            spooling.adopt_orphans(self)
+        if self.outage.active:
+            if owner._closing:
+                owner._stopping = True  # the rest goes to the spool: no budget past close()
+                return
+            if not self.outage.due() or not self.probe():
+                self.drain_to_spool()
+                return
+        if (self.queue.items or self.in_inner) and self._due():
+            self.deliver_queue()
+            if self.outage.active:
+                return
+        if self.spool is not None and self.spool.has_data and (
+                self.waiters or not self.queue.items):
+            if not spooling.replay_spool(self):
+                if not self.outage.active:  # replay itself failed: pause as in an outage
+                    self.outage.failed(RuntimeError("the spool could not be replayed"),
+                                       "keeping it on disk")
+                return
+        if self.waiters:
+            spooling.adopt_orphans(self)
+        self.resolve_waiters()
+
+    # -- delivering --------------------------------------------------------------------
+    def deliver_queue(self) -> None:
+        queue = self.queue
+        spill_at = queue.max_bytes * 0.9
+        while queue.items and not self.outage.active and not self.abandoned:
+            if (queue.nbytes > spill_at and self.owner._overflow == "spill"
+                    and self.spool is not None and self.spool.writable):
+                # callers are about to run out of room: the disk is faster than the network
+                messages, markers = queue.take(SPILL_SLICE)
+                self.popped += len(messages)
+                self.waiters.extend(markers)
+                self.park(messages)
+                continue
+            messages, markers = queue.take(self.inner.batch)
+            self.popped += len(messages)
+            self.waiters.extend(markers)
+            if messages:
+                self.hand_many(messages)
+        if self.in_inner and not self.outage.active:
+            self.flush_inner()
+        if not queue.items:
+            self._waiting_since = None
+        if queue.nbytes < queue.max_bytes // 2:
+            self.owner._shedding = False
+
+    def hand(self, item: Message) -> None:
+        """Give one message to inner (which may deliver a full batch right away)."""
+        if not self.in_inner:
+            self.first_unflushed = time.monotonic()
+        self.in_inner.append(item)
+        try:
+            with self.inner.lock:
+                self.inner.send(*item)
+        except Exception as error:
+            self.inner_failed(error, current=item)
+
+    def hand_many(self, messages: list[Message]) -> None:
+        send_many = self.inner.send_many
+        if send_many is None:
+            for item in messages:
+                self.hand(item)
+            return
+        self.in_inner.extend(messages)
+        try:
+            with self.inner.lock:
+                send_many(messages)
+        except DeliveryError as error:
+            self.inner_failed(error)
+        except Exception:  # bad input in the slice (nothing was taken): one by one
+            del self.in_inner[len(self.in_inner) - len(messages):]
+            for item in messages:
+                self.hand(item)
+
+    def flush_inner(self) -> bool:
+        """Deliver what inner holds (and messages to resend). False: an outage began."""
+        outages = self.outage.count
+        while self.outage.count == outages and not self.abandoned:
+            if self.held:
+                held, self.held = self.held, []
+                self.hand_many(held)
+                if self.outage.count != outages:
+                    break
+            try:
+                self.inner.flush()
+            except Exception as error:
+                # a refusal removes the refused messages; go round for the others
+                self.inner_failed(error)
+                continue
+            self.settle_delivered()
+            if not self.held:
+                return True
+        return False
+
+    def settle_delivered(self) -> None:
+        delivered = len(self.in_inner)
+        if delivered:
+            self.in_inner = []
+            with self.lock:
+                self.delivered += delivered
+
+    def inner_failed(self, error: BaseException, current: Optional[Message] = None) -> None:
+        """Sort what inner held into delivered, failed for good, and to be resent."""
+        if self.abandoned:
+            return
+        mentioned = list(getattr(error, "messages", None) or ([current] if current else []))
+        rest = self.inner.take_pending()
+        unsent = rest + without(mentioned, rest)  # still pending, plus failures inner forgot
+        if is_transient(error):
+            lost: list[Message] = []
+            retry = unsent
+        elif mentioned:
+            lost, retry = mentioned, without(unsent, mentioned)
+        else:  # refused without saying which: everything inner held is in doubt
+            lost, retry = (unsent or list(self.in_inner)), []
+        accounted = len(unsent) if (unsent or mentioned) else len(lost)
+        delivered = len(self.in_inner) - accounted
+        self.in_inner = []
+        with self.lock:
+            self.delivered += max(0, delivered)
+            self.failed += len(lost)
+        if lost:
+            self.owner._report_final(error, lost)
+        if not retry:
+            return
+        if is_transient(error):
+            where = "spooling to disk" if self.spool is not None else "holding messages"
+            self.outage.failed(error, where)
+            if not self.replaying:  # a replay's messages are still on disk: not again
+                self.park(retry)
+        else:
+            self.held = retry + self.held
+
+    def park(self, items: list[Message]) -> None:
+        """Keep undelivered messages through an outage: on disk if possible."""
+        if not items or self.abandoned:
+            return
+        if self.spool is not None and self.spool.write(items):
+            with self.lock:
+                self.spilled += len(items)
+            return
+        # bounded: the worker stops taking from the queue while the spool fails
+        self.held.extend(items)
+
+    def probe(self) -> bool:
+        """One delivery attempt after an outage: held messages first, then the spool."""
+        outages = self.outage.count
+        ok = not self.held or self.flush_inner()
+        ok = ok and not (self._spool_waiting() and not spooling.replay_spool(self))
+        if not ok or self.outage.count != outages:
+            self.outage.probe_failed_quietly()
+            return False
+        self.outage.ended()
+        return True
+
+    def drain_to_spool(self) -> None:
+        """During an outage, move queued messages to disk so callers keep room."""
+        while (self.queue.items and self.spool is not None and self.spool.writable
+               and not self.abandoned):
+            messages, markers = self.queue.take(SPILL_SLICE)
+            self.popped += len(messages)
+            self.waiters.extend(markers)
+            if messages and not (self.spool.write(messages)):
+                self.held.extend(messages)  # at most one slice: the loop stops here
+                break
+            with self.lock:
+                self.spilled += len(messages)
+
+    # -- flush requests -------------------------------------------------------------------
+    def resolve_waiters(self) -> None:
+        if not self.waiters or self.outage.active:
+            return
+        if self.queue.items:
+            return
+        if (self.in_inner or self.held) and not self.flush_inner():
+            return
+        if self._spool_waiting():
+            return
+        waiters, self.waiters = self.waiters, []
+        for marker in waiters:
+            marker.ok = True
+            marker.done.set()
+
+    # -- the end --------------------------------------------------------------------------
+    def leftovers(self) -> list[Message]:
+        """Everything not delivered: held, in inner, and still queued."""
+        left: list[Message] = list(self.held)
+        self.held = []
+        messages, markers = self.queue.take(1 << 62)
+        self.popped += len(messages)
+        self.waiters.extend(markers)
+        return left + messages
+
+    def shutdown(self) -> None:
+        """Last pass on the worker (or in close() when no worker ran)."""
+        with self.lock:
+            if self.abandoned or self.finished:
+                return
+        left = self.leftovers()
+        if left or self.in_inner:
+            # the queue's rest goes to inner first when the destination is up
+            if left and not self.outage.active:
+                self.hand_many(left)
+                left = []
+            if self.in_inner and not (not self.outage.active and self.flush_inner()):
+                left = self.inner.take_pending() + self.held + left
+                self.in_inner, self.held = [], []
+        with self.lock:
+            if self.abandoned:
+                return
+            self.finished = True
+        self.owner._finish(left, close_inner=True)
+
+    def rescue(self) -> None:
+        """From close(), when the worker overran the deadline: take over what is left."""
+        with self.lock:
+            if self.finished:
+                return
+            self.abandoned = self.finished = True
+        # may duplicate a batch the worker is still posting: spooled and delivered
+        left = list(self.in_inner) + self.leftovers()
+        self.owner._finish(left, close_inner=False)
+
+    def release_waiters(self) -> None:
+        for marker in self.waiters:
+            marker.done.set()
+        self.waiters = []
+
+
