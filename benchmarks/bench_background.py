@@ -16,11 +16,17 @@ Phases:
    a remote service would be, and (b) with the collector sharing the client's
    CPUs, where the scheduler pauses the caller for whole time slices while the
    collector works (that shows in p99, for every client alike);
-2. burst: ``--burst`` events as fast as possible, then flush; events/s from the
-   first call until the collector has them, client CPU per event
-   (``time.process_time``), and delivered vs sent (what each client lost).
+2. bursts: ``--bursts`` events (default 20,000 and 100,000) as fast as one
+   thread can, then flush, each client with its DEFAULT settings, the clients
+   interleaved round by round (``--repeat``) so the machine's noise hits all
+   alike: every call timed (median, p99, p99.9), events/s from the first call
+   until the collector has them, client CPU per event (``time.process_time``),
+   delivered vs sent (what each client lost); ours also in durable mode
+   (write-ahead to the spool), to show its cost.  Medians over the rounds,
+   with the spread (min-max), and ratios to segment's.
 
-    python3 benchmarks/bench_background.py [--calls 5000] [--rounds 3] [--burst 50000]
+    python3 benchmarks/bench_background.py [--calls 5000] [--rounds 3]
+        [--bursts 20000,100000] [--repeat 3] [--skip-cost]
 """
 
 from __future__ import annotations
@@ -89,10 +95,14 @@ class Ours(Client):
         self.consumer.close(timeout=600)
 
 
-class OursBigBatch(Ours):
-    """Mixpanel accepts 2000 events per request: fewer requests, less worker time per event."""
+class OursDurable(Ours):
+    """Durable mode: every message written ahead to the spool before send() returns."""
 
-    max_batch = 1000
+    def __init__(self, url: str, spool: str) -> None:
+        self.name = "ours: Tracker -> BackgroundConsumer(durable=True)"
+        self.consumer = BackgroundConsumer(BufferedConsumer(api_host=url), spool=spool,
+                                           durable=True)
+        self.tracker = Tracker("TOKEN", self.consumer)
 
 
 class OursSend(Ours):
@@ -174,23 +184,62 @@ def caller_cost(make: Callable[[], Client], calls: int, rounds: int) -> tuple[st
 def burst(make: Callable[[], Client], collector: CollectorProcess, n: int) -> dict[str, Any]:
     client = make()
     marker = f"burst-{os.urandom(4).hex()}"
+    call = client.call
+    clock = time.perf_counter_ns
+    samples = [0] * n
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    for _ in range(n):
-        client.call(marker)
+    for i in range(n):
+        t0 = clock()
+        call(marker)
+        samples[i] = clock() - t0
     sent_s = time.perf_counter() - wall0
     client.finish()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     got = received(collector, client.endpoint, marker)
+    samples.sort()
     return {"name": client.name, "sent": n, "delivered": got, "lost": n - got,
+            "median_us": samples[n // 2] / 1000, "p99_us": samples[int(n * 0.99)] / 1000,
+            "p999_us": samples[int(n * 0.999)] / 1000,
             "events_per_s": got / wall, "cpu_us_per_event": cpu / n * 1e6,
             "send_loop_s": sent_s, "wall_s": wall}
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.4g} ({min(values):.4g}-{max(values):.4g})"
+
+
+def bursts(makers: dict[str, Callable[[], Client]], collector: CollectorProcess, n: int,
+           repeat: int) -> None:
+    keys = ("ours", "ours-durable", "posthog", "segment")
+    rows: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
+    for _ in range(repeat):  # interleaved: one burst of each client per round
+        for key in keys:
+            collector.reset()
+            rows[key].append(burst(makers[key], collector, n))
+    print(f"\n2. burst: {n} events as fast as one thread can, then flush; "
+          f"median (min-max) of {repeat} interleaved rounds")
+    fields = ("median_us", "p99_us", "p999_us", "events_per_s", "cpu_us_per_event", "lost")
+    print(f"{'client':52s} " + " ".join(f"{f:>22s}" for f in fields))
+    for key in keys:
+        name = rows[key][0]["name"]
+        print(f"{name[:52]:52s} " + " ".join(
+            f"{_spread([r[f] for r in rows[key]]):>22s}" for f in fields))
+    seg = rows["segment"]
+    for key in ("ours", "ours-durable"):
+        rate = statistics.median(r["events_per_s"] for r in rows[key]) / statistics.median(
+            r["events_per_s"] for r in seg)
+        cpu = statistics.median(r["cpu_us_per_event"] for r in rows[key]) / statistics.median(
+            r["cpu_us_per_event"] for r in seg)
+        print(f"{key}: events/s {rate:.2f}x segment's, CPU/event {cpu:.2f}x segment's")
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--burst", type=int, default=50_000)
+    parser.add_argument("--bursts", default="20000,100000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-cost", action="store_true")
     args = parser.parse_args(argv)
     # peers log one warning per dropped event (counted below instead)
     # (posthog resets its logger's level in every constructor, so levels are not enough)
@@ -202,7 +251,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     spool = tempfile.mkdtemp(prefix="bench-spool-")
     makers: dict[str, Callable[[], Client]] = {
         "ours": lambda: Ours(url, spool),
-        "ours-1000": lambda: OursBigBatch(url, spool),
+        "ours-durable": lambda: OursDurable(url, spool),
         "ours-send": lambda: OursSend(url, spool),
         "posthog": lambda: PostHogPeer(url),
         "segment": lambda: SegmentPeer(url),
@@ -213,7 +262,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         placements = [("collector sharing the client's CPUs", False)]
         if collector.separate_cpus():
             placements.insert(0, ("collector on a CPU of its own, as a remote service is", True))
-        for i, (placement, alone) in enumerate(placements):
+        for i, (placement, alone) in enumerate([] if args.skip_cost else placements):
             if alone:
                 collector.separate_cpus()
             else:
@@ -231,14 +280,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                 print(f"{name:58s} {med / 1000:7.2f}us {p99 / 1000:7.2f}us {ratio:12.2f}")
         collector.share_cpus()
 
-        print(f"\n2. burst: {args.burst} events as fast as one thread can, then flush")
-        print(f"{'client':58s} {'delivered':>10s} {'lost':>7s} {'events/s':>9s} "
-              f"{'CPU/event':>10s}")
-        for key in ("ours", "ours-1000", "posthog", "segment"):
-            collector.reset()
-            row = burst(makers[key], collector, args.burst)
-            print(f"{row['name']:58s} {row['delivered']:10d} {row['lost']:7d} "
-                  f"{row['events_per_s']:9.0f} {row['cpu_us_per_event']:8.1f}us")
+        for n in (int(x) for x in args.bursts.split(",")):
+            bursts(makers, collector, n, args.repeat)
     finally:
         collector.close()
 

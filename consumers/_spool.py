@@ -165,6 +165,13 @@ class Spool:
             finally:
                 handle.close()
 
+    def may_have_orphans(self) -> bool:
+        """Whether some other process's folder (a gone process, a fork child) is under the root."""
+        root = self._root_given if self._root_given is not None else self._dir
+        if root is None or not root.is_dir():
+            return False
+        return any(p != self._dir and (p / ".lock").exists() for p in root.iterdir())
+
     def read_back(self, n: int = 1) -> None:
         """``n`` messages left the disk for the wrapped consumer."""
         with self._lock:

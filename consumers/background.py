@@ -322,8 +322,9 @@ class BackgroundConsumer(Closing):
         lifecycle.on_exit.discard(self)
         deadline = time.monotonic() + timeout
         worker = self._worker
-        if worker.thread is None and self._spool is not None and self._spool.has_data:
-            self._start()  # durable mode, or a spill: deliver what is on disk first
+        if worker.thread is None and self._spool is not None and (
+                self._spool.has_data or self._spool.may_have_orphans()):
+            self._start()  # deliver what is on disk first: ours, or a gone child's
         thread = worker.thread
         if thread is not None:
             self.flush(timeout)

@@ -218,6 +218,7 @@ class BufferedConsumer(Closing, ForkAware):
         self._buffers: dict[str, list[str]] = {t: [] for t in MESSAGE_TYPES}
         self._bytes: dict[str, int] = dict.fromkeys(MESSAGE_TYPES, 0)
         self._checked: set[str] = set()
+        self._warned_at_exit = False
         self._watch_forks()
         _alive.add(self)
 
@@ -502,7 +503,7 @@ class BufferedConsumer(Closing, ForkAware):
     def __del__(self) -> None:
         try:
             count = self._unflushed()
-            if count:
+            if count and not getattr(self, "_warned_at_exit", False):
                 _warn_unflushed(count, "was garbage-collected")
         except Exception:  # a finalizer must not raise (interpreter shutdown)
             pass
@@ -524,6 +525,7 @@ def _warn_at_exit() -> None:
     for consumer in list(_alive):
         count = consumer._unflushed()
         if count:
+            consumer._warned_at_exit = True
             _warn_unflushed(count, "was still open at interpreter exit")
 
 def _splittable(error: RefusedError) -> bool:

@@ -80,8 +80,10 @@ class Tracker:
     itself how to deliver).
 
     ``error_handler(error)`` (or an object with ``.handle(error)``) receives
-    delivery failures; ``default(value)`` converts values the JSON encoder
-    does not know (raise ``TypeError`` to refuse).
+    delivery failures, also those a sink with ``use_error_handler`` (a
+    background consumer without an ``on_error`` of its own) finds later;
+    ``default(value)`` converts values the JSON encoder does not know (raise
+    ``TypeError`` to refuse).
     """
 
     def __init__(
@@ -135,6 +137,11 @@ class Tracker:
             self._on_error = error_handler
         else:
             raise InvalidTypeError("error_handler must be a callable or have .handle(error)")
+        if error_handler is not None and sink is not None:
+            # a consumer that reports failures later (a background one) tells this handler
+            use = getattr(sink, "use_error_handler", None)
+            if callable(use):
+                use(self._on_error)
 
         self.people = People(self)
         self.groups = Groups(self)
