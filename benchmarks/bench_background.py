@@ -121,6 +121,27 @@ class OursSend(Ours):
         self.consumer.send("event", self._prefix + event + self._rest % self._n)
 
 
+class Floor(Client):
+    """What the machine itself costs a caller: the same Tracker calls into a list (no thread).
+
+    The messages stay in memory as a queue's would, so page faults of a growing
+    heap and the scheduler's pauses show here too: no client's tail can be below it.
+    """
+
+    endpoint = "track"
+    name = "floor: Tracker -> list.append (nothing sent)"
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[str, str]] = []
+        self.tracker = Tracker("TOKEN", lambda t, m: self.kept.append((t, m)))
+
+    def call(self, event: str) -> None:
+        self.tracker.track("user-1234", event, PROPS)
+
+    def finish(self) -> None:
+        self.kept = []
+
+
 class PostHogPeer(Client):
     endpoint = "posthog"
 
@@ -210,12 +231,16 @@ def _spread(values: list[float]) -> str:
 
 def bursts(makers: dict[str, Callable[[], Client]], collector: CollectorProcess, n: int,
            repeat: int) -> None:
-    keys = ("ours", "ours-durable", "posthog", "segment")
+    keys = ("floor", "ours", "ours-durable", "posthog", "segment")
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for _ in range(repeat):  # interleaved: one burst of each client per round
         for key in keys:
             collector.reset()
-            rows[key].append(burst(makers[key], collector, n))
+            row = burst(makers[key], collector, n)
+            if key == "floor":
+                row["lost"] = 0  # it sends nothing by design
+                row["events_per_s"] = row["cpu_us_per_event"] = float("nan")
+            rows[key].append(row)
     print(f"\n2. burst: {n} events as fast as one thread can, then flush; "
           f"median (min-max) of {repeat} interleaved rounds")
     fields = ("median_us", "p99_us", "p999_us", "events_per_s", "cpu_us_per_event", "lost")
@@ -252,6 +277,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     makers: dict[str, Callable[[], Client]] = {
         "ours": lambda: Ours(url, spool),
         "ours-durable": lambda: OursDurable(url, spool),
+        "floor": Floor,
         "ours-send": lambda: OursSend(url, spool),
         "posthog": lambda: PostHogPeer(url),
         "segment": lambda: SegmentPeer(url),
