@@ -84,18 +84,20 @@ class ReplaySink:
         self._own = own
         self._outages = worker.outage.count
         self._unconfirmed = 0
+        self._batch: list[tuple[str, str]] = []  # handed over whole at flush(), as a slice
 
     def __call__(self, message_type: str, message_json: str) -> None:
         worker = self._worker
         if worker.outage.count != self._outages or worker.abandoned:
             raise _ReplayStopped("destination unavailable")
-        worker.hand((message_type, message_json))
+        self._batch.append((message_type, message_json))
         self._unconfirmed += 1
-        if worker.outage.count != self._outages:
-            raise _ReplayStopped("destination unavailable")
 
     def flush(self) -> None:
         worker = self._worker
+        batch, self._batch = self._batch, []
+        if batch and worker.outage.count == self._outages:
+            worker.hand_many(batch)
         if worker.outage.count != self._outages or not worker.flush_inner():
             raise _ReplayStopped("destination unavailable")
         with worker.lock:
