@@ -319,3 +319,11 @@ def test_alias_during_an_outage_returns_within_its_budget_and_is_delivered_later
     bc.close()
     aliases = [m for m in collector.unique("track") if m["event"] == "$create_alias"]
     assert aliases and aliases[0]["properties"]["alias"] == "anon-1"
+
+
+def test_a_message_that_is_not_text_is_refused_at_the_call_site(collector: Any) -> None:
+    with BackgroundConsumer(BufferedConsumer(api_host=collector.url)) as bc:
+        with pytest.raises(TypeError, match="message_json must be a str, got dict"):
+            bc.send("event", {"event": "x"})  # type: ignore[arg-type]
+        bc.send("event", event(1))
+    assert ids(collector) == ["e1"] and bc.stats()["enqueued"] == 1

@@ -554,3 +554,22 @@ def test_an_outage_then_recovery_loses_nothing() -> None:
     with Collector(port=port) as back:
         consumer.close()
         assert back.messages("track") == [json.loads(m) for m in messages]
+
+
+def test_send_many_posts_bulk_batches_and_refuses_bad_input_whole(collector: Any) -> None:
+    consumer = BufferedConsumer(api_host=collector.url)
+    assert consumer.max_batch["event"] == 50 and consumer.bulk_batch["event"] == 1000
+    good = [("event", json.dumps({"event": "E", "properties": {
+        "token": "t", "distinct_id": "u", "time": 1_700_000_000_000, "$insert_id": f"i{i}"}}))
+        for i in range(2500)]
+    with pytest.raises(TypeError, match="message 1: message_json must be a str"):
+        consumer.send_many([good[0], ("event", 5)])  # type: ignore[list-item]
+    assert consumer.pending() == 0  # nothing of a refused hand-over is buffered
+    consumer.send_many(good)
+    assert consumer.pending() == 500  # two full batches posted, the rest waits
+    consumer.close()
+    assert len(collector.requests()) == 3
+    assert len(collector.unique("track")) == 2500
+    explicit = BufferedConsumer(api_host=collector.url, max_batch=200)
+    assert explicit.bulk_batch["event"] == 200
+    explicit.close()
