@@ -22,6 +22,9 @@ __all__ = ["ReplaySink", "adopt_orphans", "replay_spool"]
 
 logger = logging.getLogger("consumers.background")
 
+#: Messages per replayed batch while probing a destination that was down.
+PROBE_BATCH = 100
+
 
 def replay_spool(worker: Worker) -> bool:
     """Replay complete segments into inner; False if the destination failed again."""
@@ -55,9 +58,11 @@ def _replay_folder(worker: Worker, folder: Path, *, own: bool) -> bool:
         return False
     outages = worker.outage.count
     sink = ReplaySink(worker, own)
+    # a probe of a destination that was down sends small batches: most probes fail
+    batch = min(worker.inner.batch, PROBE_BATCH) if worker.outage.active else worker.inner.batch
     worker.replaying = True
     try:
-        result = replay(folder, sink, batch_size=worker.inner.batch)
+        result = replay(folder, sink, batch_size=batch)
     finally:
         worker.replaying = False
     if result.error is not None or worker.outage.count != outages:

@@ -108,9 +108,12 @@ class Worker:
 
     def _due(self) -> bool:
         """Whether to deliver now, or let the callers go on appending undisturbed."""
-        added = self.queue.added
+        added = self.queue.added + self.owner._written  # callers' activity, memory or disk
         quiet = added == self._last_added
         self._last_added = added
+        if not (self.queue.items or self.in_inner or self._spool_waiting()):
+            self._waiting_since = None
+            return False
         now = time.monotonic()
         if self._waiting_since is None:
             self._waiting_since = now
@@ -129,12 +132,13 @@ class Worker:
             if not self.outage.due() or not self.probe():
                 self.drain_to_spool()
                 return
-        if (self.queue.items or self.in_inner) and self._due():
+        due = self._due()
+        if (self.queue.items or self.in_inner) and due:
             self.deliver_queue()
             if self.outage.active:
                 return
         if self.spool is not None and self.spool.has_data and (
-                self.waiters or not self.queue.items):
+                self.waiters or (due and not self.queue.items)):
             if not spooling.replay_spool(self):
                 if not self.outage.active:  # replay itself failed: pause as in an outage
                     self.outage.failed(RuntimeError("the spool could not be replayed"),
@@ -164,7 +168,7 @@ class Worker:
                 self.hand_many(messages)
         if self.in_inner and not self.outage.active:
             self.flush_inner()
-        if not queue.items:
+        if not queue.items and not self._spool_waiting():
             self._waiting_since = None
         if queue.nbytes < queue.max_bytes // 2:
             self.owner._shedding = False
