@@ -1,6 +1,6 @@
 """Reading the spool back: this process's segments, and folders left by processes that are gone.
 
-Each segment is delivered with :func:`consumers.replay.replay` into a
+Each segment is delivered with :func:`consumers.replaying.replay` into a
 :class:`ReplaySink`, the worker's own delivery path: ``flush()`` confirms a
 batch (replay then moves its checkpoint), a failure raises so replay stops
 and the unconfirmed batch stays on disk.
