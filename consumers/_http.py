@@ -24,6 +24,7 @@ Interpreting a 2xx body (Mixpanel's ``{"status": 0}``, strict /import's
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
@@ -110,6 +111,10 @@ class HttpTransport(Closing, ForkAware):
         self.timeout = timeout
         self.verify = verify
         self.user_agent = user_agent
+        self._retry_deadline: Optional[float] = None
+        self._deadline_moved = threading.Condition()
+        if sleep is time.sleep:
+            sleep = self._wait_between_attempts
         self._sleep = sleep
         self._owns_session = session is None
         if session is None:
@@ -121,8 +126,31 @@ class HttpTransport(Closing, ForkAware):
             session.mount("http://", adapter)
         self.session = session
         # one controller for every POST: tenacity keeps each run's state apart
-        self._retrying = retrying(retry, sleep=sleep)
+        self._retrying = retrying(retry, sleep=sleep, deadline=lambda: self._retry_deadline)
         self._watch_forks()
+
+    def end_retries_at(self, deadline: Optional[float]) -> None:
+        """Start no retry that would end after ``deadline`` (``time.monotonic()``; None: lift).
+
+        A wait between attempts in progress ends at once.  For a shutdown
+        that must finish in time: the last error is raised at the deadline,
+        and the messages stay with whoever sent them.
+        """
+        with self._deadline_moved:
+            self._retry_deadline = deadline
+            self._deadline_moved.notify_all()
+
+    def _wait_between_attempts(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        with self._deadline_moved:
+            while True:
+                deadline = self._retry_deadline
+                if deadline is not None and end > deadline:
+                    raise _WaitCut  # the next attempt would start after the deadline
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                self._deadline_moved.wait(left)
 
     def __repr__(self) -> str:
         return (
@@ -140,9 +168,18 @@ class HttpTransport(Closing, ForkAware):
     ) -> requests.Response:
         """POST ``body`` to ``url``; the 2xx response, or a delivery error after retries."""
         response: Optional[requests.Response] = None
-        for attempt in self._retrying:
-            with attempt:
-                response = self._attempt(url, body, headers, auth, params)
+        failed: Optional[BaseException] = None
+        try:
+            for attempt in self._retrying:
+                with attempt:
+                    try:
+                        response = self._attempt(url, body, headers, auth, params)
+                    except BaseException as exc:
+                        failed = exc
+                        raise
+        except _WaitCut:
+            assert failed is not None
+            raise failed from None
         assert response is not None
         return response
 
@@ -209,8 +246,10 @@ class HttpTransport(Closing, ForkAware):
         """Forget the parent's keep-alive connections, in a caller's own session too.
 
         Sharing them, parent and child would write requests onto the same
-        sockets and read each other's answers.
+        sockets and read each other's answers.  The retry deadline's lock is
+        renewed too (a parent thread may have held it at the fork).
         """
+        self._deadline_moved = threading.Condition()
         adapters = {id(adapter): adapter for adapter in self.session.adapters.values()}
         for adapter in adapters.values():
             if not isinstance(adapter, requests.adapters.HTTPAdapter):
@@ -236,3 +275,7 @@ def _reason(exc: BaseException) -> str:
     inner: Any = exc.args[0] if exc.args else exc
     reason = getattr(inner, "reason", None)
     return f"{type(exc).__name__}: {_short(str(reason if reason is not None else inner), 200)}"
+
+
+class _WaitCut(Exception):
+    """A wait between attempts was cut short by :meth:`HttpTransport.end_retries_at`."""

@@ -293,12 +293,17 @@ class BackgroundConsumer(Closing):
             # from on_error: the worker cannot wait for itself
             logger.warning("flush() called on the worker thread; ignored")
             return False
+        marker = self._queue_marker()
+        return marker.done.wait(timeout) and marker.ok
+
+    def _queue_marker(self) -> Marker:
+        """A flush request behind every message sent so far; done when they are."""
         marker = Marker()
         self._queue.items.append(marker)
-        if worker.thread is None:
+        if self._worker.thread is None:
             self._start()
-        worker.wake.set()
-        return marker.done.wait(timeout) and marker.ok
+        self._worker.wake.set()
+        return marker
 
     def _idle(self) -> bool:
         worker = self._worker
@@ -321,13 +326,20 @@ class BackgroundConsumer(Closing):
             self._closing = True
         lifecycle.on_exit.discard(self)
         deadline = time.monotonic() + timeout
+        # Retries end before the deadline, so the worker itself parks what they did
+        # not deliver, with time left to write it to the spool.
+        self._inner.end_retries_at(deadline - min(1.0, timeout / 4))
         worker = self._worker
         if worker.thread is None and self._spool is not None and (
                 self._spool.has_data or self._spool.may_have_orphans()):
             self._start()  # deliver what is on disk first: ours, or a gone child's
         thread = worker.thread
-        if thread is not None:
-            self.flush(timeout)
+        if thread is not None and threading.current_thread() is not thread:
+            marker = self._queue_marker()
+            # an outage will not end for us: what is left goes to the spool now
+            while not marker.done.wait(0.02):
+                if worker.outage.active or time.monotonic() >= deadline:
+                    break
         with self._lock:
             self._stopping = True
             thread = worker.thread

@@ -468,6 +468,16 @@ class BufferedConsumer(Closing, ForkAware):
         with self._lock:
             return sum(len(b) for b in self._buffers.values())
 
+    def end_retries_at(self, deadline: Optional[float]) -> None:
+        """Start no retry that would end after ``deadline`` (``time.monotonic()``; None: lift).
+
+        Passed on to the wrapped consumer; what a cut retry did not deliver
+        stays buffered, as after any failed flush.
+        """
+        end = getattr(self.consumer, "end_retries_at", None)
+        if callable(end):
+            end(deadline)
+
     def take_pending(self) -> list[tuple[str, str]]:
         """Remove and return every buffered message, each type's in order."""
         with self._lock:

@@ -300,6 +300,16 @@ class Consumer(Closing, ForkAware):
         """Nothing is held here (each ``send`` was delivered or raised): always ``[]``."""
         return []
 
+    def end_retries_at(self, deadline: Optional[float]) -> None:
+        """Start no retry that would end after ``deadline`` (``time.monotonic()``; None: lift).
+
+        A wait between attempts in progress ends at once, raising the last
+        error; used to make a shutdown finish on time.
+        """
+        end = getattr(self.transport, "end_retries_at", None)
+        if callable(end):
+            end(deadline)
+
     def close(self) -> None:
         """Release pooled connections (of a transport this consumer created)."""
         if self._owns_transport:

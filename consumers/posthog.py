@@ -203,6 +203,10 @@ class PostHogConsumer(Closing, ForkAware):
         """How many messages are buffered, not yet delivered."""
         return len(self._buffer)
 
+    def end_retries_at(self, deadline: Optional[float]) -> None:
+        """Start no retry that would end after ``deadline`` (``time.monotonic()``; None: lift)."""
+        self._http.end_retries_at(deadline)
+
     def take_pending(self) -> list[Message]:
         """Remove and return every buffered, unsent message (for a spool or a retry queue)."""
         with self._flush_lock, self._lock:

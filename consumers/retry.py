@@ -204,8 +204,10 @@ class _Schedule:
     and a finished run's error is not kept alive.
     """
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy,
+                 deadline: Optional[Callable[[], Optional[float]]] = None) -> None:
         self.policy = policy
+        self.deadline = deadline
         self._drawn = threading.local()
 
     def next_wait(self, state: tenacity.RetryCallState) -> float:
@@ -228,8 +230,13 @@ class _Schedule:
     def stop(self, state: tenacity.RetryCallState) -> bool:
         if state.attempt_number >= self.policy.max_attempts:
             return True
-        elapsed = time.monotonic() - state.start_time
-        return elapsed + self.next_wait(state) > self.policy.max_elapsed
+        now = time.monotonic()
+        wait = self.next_wait(state)
+        if self.deadline is not None:
+            end = self.deadline()
+            if end is not None and now + wait > end:
+                return True
+        return now - state.start_time + wait > self.policy.max_elapsed
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:
@@ -246,6 +253,7 @@ def retrying(
     policy: RetryPolicy,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    deadline: Optional[Callable[[], Optional[float]]] = None,
 ) -> tenacity.Retrying:
     """A ``tenacity.Retrying`` that runs operations under ``policy``.
 
@@ -253,11 +261,13 @@ def retrying(
     (:class:`~consumers.errors.TransportError`, :class:`RetryableRefusal`,
     :class:`~consumers.errors.RefusedError`); what the policy does not retry,
     and the last error once the budget is spent, is re-raised unchanged.
-    ``sleep`` is called with each wait (tests pass a recorder).  Build it
+    ``sleep`` is called with each wait (tests pass a recorder).
+    ``deadline()``, when given, returns a ``time.monotonic()`` instant (or
+    ``None``): no retry is started whose wait would end after it.  Build it
     once and reuse it: each ``for attempt in ...`` loop is a run of its own,
     and runs in different threads do not share state.
     """
-    schedule = _Schedule(policy)
+    schedule = _Schedule(policy, deadline)
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(policy.retries),
         stop=schedule.stop,

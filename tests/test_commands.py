@@ -25,6 +25,12 @@ COMMANDS = {
 
 
 def _scripts() -> dict[str, str]:
+    """The console commands: pyproject.toml's in a checkout, the installed package's elsewhere."""
+    if not (ROOT / "pyproject.toml").exists():
+        from importlib.metadata import distribution
+
+        points = distribution("tracking-toolkit").entry_points
+        return {p.name: p.value for p in points if p.group == "console_scripts"}
     try:
         import tomllib
     except ImportError:  # Python < 3.11

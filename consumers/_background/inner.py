@@ -64,6 +64,12 @@ class Inner:
         with self.lock:
             return list(take())
 
+    def end_retries_at(self, deadline: Optional[float]) -> None:
+        """Ask the sink to start no retry that would end after ``deadline``, if it can."""
+        end = getattr(self.sink, "end_retries_at", None)
+        if callable(end):
+            end(deadline)
+
     def close(self) -> None:
         close = getattr(self.sink, "close", None)
         if callable(close):
