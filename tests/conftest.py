@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.redis_server import redis_srv  # noqa: F401  (a fixture for the Redis tests)
 from tests.small_disk import small_disk  # noqa: F401  (a fixture for full-disk tests)
 
 

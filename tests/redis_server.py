@@ -13,10 +13,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Optional
+
+import pytest
 
 MISSING = "redis-server not found on PATH; apt-get install redis-server"
 
@@ -130,3 +132,12 @@ class RedisServer:
         tb: Optional[TracebackType],
     ) -> None:
         self.close()
+
+
+@pytest.fixture
+def redis_srv() -> Iterator[RedisServer]:
+    """A real redis-server on a free port for one test (skips where the binary is missing)."""
+    if redis_server_binary() is None:
+        pytest.skip(MISSING)
+    with RedisServer() as srv:
+        yield srv

@@ -9,11 +9,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_server import MISSING, RedisServer, redis_server_binary
+from redis_server import RedisServer
 
 from consumers.buffered import BufferedConsumer
 from consumers.redis_stream import RedisStreamSink
@@ -26,14 +25,6 @@ redis = pytest.importorskip(
 pytestmark = pytest.mark.redis
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def redis_srv() -> Iterator[RedisServer]:
-    if redis_server_binary() is None:
-        pytest.skip(MISSING)
-    with RedisServer() as srv:
-        yield srv
 
 
 def _worker_process(srv: RedisServer, collector, *args: str) -> subprocess.Popen[str]:

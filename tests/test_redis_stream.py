@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from redis_server import MISSING, RedisServer, free_port, redis_server_binary
+from redis_server import RedisServer, free_port
 
 from consumers.errors import TransportError
 from consumers.redis_stream import RedisStreamSink, StreamFullError
@@ -16,14 +15,6 @@ redis = pytest.importorskip(
 )
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def redis_srv() -> Iterator[RedisServer]:
-    if redis_server_binary() is None:
-        pytest.skip(MISSING)
-    with RedisServer() as srv:
-        yield srv
 
 
 def _entries(srv: RedisServer, stream: str = "tracking") -> list[tuple[str, str]]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-from redis_server import MISSING, RedisServer, redis_server_binary
 
 from consumers.buffered import BufferedConsumer
 from consumers.redis_stream import RedisStreamSink
@@ -30,14 +28,6 @@ def _event(n: int) -> str:
     return json.dumps({"event": "e", "properties": {
         "token": "TOKEN", "distinct_id": "u1", "time": int(time.time() * 1000),
         "$insert_id": f"redis-{n}", "n": n}})
-
-
-@pytest.fixture
-def redis_srv() -> Iterator[RedisServer]:
-    if redis_server_binary() is None:
-        pytest.skip(MISSING)
-    with RedisServer() as srv:
-        yield srv
 
 
 def _consumer(collector, **kwargs) -> BufferedConsumer:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,14 +28,6 @@ CREDENTIALS = {
     "MIXPANEL_SERVICE_ACCOUNT_SECRET": "s3cret-value",
     "MIXPANEL_PROJECT_ID": "123",
 }
-
-
-@pytest.fixture
-def redis_srv() -> Iterator[RedisServer]:
-    if redis_server_binary() is None:
-        pytest.skip(MISSING)
-    with RedisServer() as srv:
-        yield srv
 
 
 def _env(**extra: str) -> dict[str, str]:
