@@ -6,7 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 
@@ -273,3 +273,35 @@ def test_a_plain_callable_is_a_sink_and_bad_arguments_raise(tmp_path: Path) -> N
         replay(log, got.append, batch_size=0)
     with pytest.raises(FileNotFoundError):
         replay(tmp_path / "missing.log", lambda t, m: None)
+
+
+@pytest.mark.parametrize("message", [
+    '{"a": NaN}', '{"a": Infinity}', '{"a": "\\ud800"}', '{"a": 123456789012345678901234567890}',
+    '{"a": 1e400}', '{"a": -0.0}', '{"a": 18446744073709551615}', '{"a": [1, 2]',
+    '{"a": 1} trailing', '', '[' * 5000 + ']' * 5000, '{"a": 1, "a": 2}', '[1]',
+    '{"data": {"n": 123456789012345678901234567890}, "api_key": "k"}',
+    '{"data": [{"n": 18446744073709551616}, {"x": 1.5}]}',
+])
+@pytest.mark.parametrize("as_object", [False, True])
+def test_reading_a_line_gives_what_json_alone_gives(
+    message: str, as_object: bool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from consumers._replay import lines
+
+    if as_object:
+        try:
+            raw = json.dumps(["event", json.loads(message)])
+        except (ValueError, RecursionError):
+            pytest.skip("not a JSON value")
+    else:
+        raw = json.dumps(["event", message])
+
+    def outcome() -> Any:
+        try:
+            return lines.parse_messages(raw)
+        except CorruptLineError:
+            return "refused"
+
+    fast = outcome()
+    monkeypatch.setattr(lines, "_orjson", None)
+    assert fast == outcome()

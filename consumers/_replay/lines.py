@@ -8,6 +8,12 @@ from typing import Any, Union
 
 from consumers.endpoints import MESSAGE_TYPES
 
+_orjson: Any
+try:  # the "fast" extra: about 4x faster to read a line; json decides what it refuses
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson not installed
+    _orjson = None
+
 __all__ = ["LINE_TYPES", "CorruptLineError", "parse_line", "parse_messages", "redact"]
 
 #: Tuple types replay accepts (the Mixpanel ones, and PostHog's).
@@ -45,6 +51,21 @@ def _unwrap(message_type: str, data: Any) -> list[Message]:
     return [(message_type, _compact(item)) for item in data]
 
 
+def _loads(text: Union[bytes, str]) -> Any:
+    """Read JSON faster when orjson is installed; accepts exactly what ``json`` accepts.
+
+    What orjson refuses (NaN, lone surrogates, ...) is read by ``json`` again,
+    so what is accepted never depends on the extra.  Numbers may differ
+    (orjson reads integers past 64 bits as floats): never re-encode its values.
+    """
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def parse_messages(raw: Union[bytes, str]) -> list[Message]:
     """One log line -> the ``(type, message_json)`` tuples it holds; raises CorruptLineError.
 
@@ -55,7 +76,7 @@ def parse_messages(raw: Union[bytes, str]) -> list[Message]:
     instead of a string, are unwrapped and re-encoded compactly.
     """
     try:
-        item = json.loads(raw)
+        item = _loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CorruptLineError(f"not JSON: {e}") from None
     if not isinstance(item, list) or len(item) != 2:
@@ -65,15 +86,16 @@ def parse_messages(raw: Union[bytes, str]) -> list[Message]:
         raise CorruptLineError(f"unknown message type {message_type!r}")
     if isinstance(message, str):
         try:
-            obj = json.loads(message)
+            obj = _loads(message)
         except (ValueError, RecursionError) as e:
             raise CorruptLineError(f"message is not JSON: {e}") from None
         if not isinstance(obj, dict):
             raise CorruptLineError("message is not a JSON object")
-        if _is_ruby_wrapper(obj):
-            return _unwrap(message_type, obj["data"])
+        if _is_ruby_wrapper(obj):  # re-encoded: from json's reading of the numbers
+            return _unwrap(message_type, json.loads(message)["data"])
         return [(message_type, message)]
     if isinstance(message, dict):
+        message = json.loads(raw)[1]  # re-encoded: from json's reading of the numbers
         if _is_ruby_wrapper(message):
             return _unwrap(message_type, message["data"])
         return [(message_type, _compact(message))]
