@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -327,3 +328,21 @@ def test_a_message_that_is_not_text_is_refused_at_the_call_site(collector: Any) 
             bc.send("event", {"event": "x"})  # type: ignore[arg-type]
         bc.send("event", event(1))
     assert ids(collector) == ["e1"] and bc.stats()["enqueued"] == 1
+
+
+def test_durable_mode_on_a_full_disk_falls_back_to_memory_says_so_and_delivers(
+    collector: Any, small_disk: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.small_disk import fill
+
+    fill(small_disk)  # no room for a spool folder, let alone a line
+    with caplog.at_level(logging.WARNING, logger="consumers.background"):
+        bc = BackgroundConsumer(BufferedConsumer(api_host=collector.url),
+                                spool=small_disk / "spool", durable=True, atexit_drain=False)
+        for i in range(200):
+            bc.send("event", event(i))
+        assert bc.flush(WAIT)
+        bc.close()
+    assert ids(collector) == expected(200)
+    said = [r.getMessage() for r in caplog.records if "durable mode" in r.getMessage()]
+    assert said == ["durable mode: the spool cannot be written; queueing in memory"]
