@@ -346,3 +346,28 @@ def test_durable_mode_on_a_full_disk_falls_back_to_memory_says_so_and_delivers(
     assert ids(collector) == expected(200)
     said = [r.getMessage() for r in caplog.records if "durable mode" in r.getMessage()]
     assert said == ["durable mode: the spool cannot be written; queueing in memory"]
+
+
+def test_a_multiprocessing_child_without_a_spool_warns_that_a_terminated_child_loses(
+    collector: Any, tmp_path: Path,
+) -> None:
+    global _bc
+    log = tmp_path / "child.log"
+    handler = logging.FileHandler(log)  # inherited by the forked children
+    background_logger = logging.getLogger("consumers.background")
+    background_logger.addHandler(handler)
+    ctx = multiprocessing.get_context("fork")
+    _bc = BackgroundConsumer(BufferedConsumer(api_host=collector.url), overflow="drop")
+    try:
+        child = ctx.Process(target=_process_child, args=(0,))
+        child.start()
+        child.join(WAIT)
+        assert child.exitcode == 0
+        _bc.close()
+    finally:
+        _bc = None
+        background_logger.removeHandler(handler)
+        handler.close()
+    assert ids(collector) == expected(50, "child")  # a child that ends normally delivers
+    warned = [line for line in log.read_text().splitlines() if "without a spool" in line]
+    assert len(warned) == 1 and "give spool= to keep it" in warned[0]
