@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
+from consumers.endpoints import REGIONS
+
 __all__ = [
     "EXIT_DELIVERY_FAILED",
     "EXIT_NOT_STARTED",
@@ -15,6 +17,7 @@ __all__ = [
     "IMPORT_CREDENTIALS",
     "Command",
     "Subparsers",
+    "add_destination_arguments",
     "consumer_kwargs_from_env",
     "positive_int",
 ]
@@ -59,3 +62,13 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def add_destination_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--region`` or ``--api-host``: where a command delivers, worded alike everywhere."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--region", choices=sorted(REGIONS), default=None,
+                       help="Mixpanel data-residency region (default: us)")
+    where.add_argument("--api-host", metavar="URL", default=None,
+                       help="base URL instead of a region: a proxy, the local collector "
+                            "(default: the region's hosts)")

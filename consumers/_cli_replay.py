@@ -14,10 +14,10 @@ from consumers._cli_common import (
     EXIT_REJECTED,
     IMPORT_CREDENTIALS,
     Subparsers,
+    add_destination_arguments,
     consumer_kwargs_from_env,
     positive_int,
 )
-from consumers.endpoints import REGIONS
 
 __all__ = ["ProgressBar", "add_replay_command", "run_replay"]
 
@@ -74,12 +74,7 @@ def add_replay_command(subparsers: Subparsers) -> None:
         ),
     )
     p.add_argument("path", help="log file, or spool folder of events-NNNNNN.log segments")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--region", choices=sorted(REGIONS),
-                       help="Mixpanel data-residency region (default: us)")
-    where.add_argument("--api-host", metavar="URL",
-                       help="base URL instead of a region: a proxy, the local collector "
-                            "(default: the region's hosts)")
+    add_destination_arguments(p)
     p.add_argument("--batch-size", type=positive_int, default=500, metavar="N",
                    help="messages per confirmed batch; the service takes at most 2000 "
                         "(default: 500)")

@@ -17,10 +17,10 @@ from consumers._cli_common import (
     EXIT_OK,
     IMPORT_CREDENTIALS,
     Subparsers,
+    add_destination_arguments,
     consumer_kwargs_from_env,
     positive_int,
 )
-from consumers.endpoints import REGIONS
 
 __all__ = ["add_worker_command", "run_worker_command"]
 
@@ -65,12 +65,7 @@ def _add_worker_arguments(parser: argparse.ArgumentParser) -> None:
                         help="consumer group (default: %(default)s)")
     parser.add_argument("--consumer-name", default=None, metavar="NAME",
                         help="this worker's name in the group (default: HOSTNAME-PID)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--region", choices=sorted(REGIONS), default=None,
-                       help="Mixpanel residency (default: us)")
-    where.add_argument("--api-host", metavar="URL", default=None,
-                       help="custom base URL (proxy, local collector) instead of a region "
-                            "(default: the region's)")
+    add_destination_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=500, metavar="N",
                         help="entries read per XREADGROUP (default: %(default)s)")
     parser.add_argument("--max-batch", type=_request_batch, default=50, metavar="N",
