@@ -17,3 +17,21 @@ def collector() -> Iterator:
 
     with Collector() as c:
         yield c
+
+
+@pytest.fixture(params=["threaded", "asyncio"])
+def any_collector(request: pytest.FixtureRequest) -> Iterator:
+    """A local collector in each server mode, for one test each."""
+    from consumers.collector import Collector
+
+    with Collector(mode=request.param) as c:
+        yield c
+
+
+@pytest.fixture
+def session() -> Iterator:
+    """A keep-alive ``requests.Session`` for talking to the collector directly."""
+    import requests
+
+    with requests.Session() as s:
+        yield s

@@ -13,19 +13,6 @@ from collector_messages import DROP, event, form, now_ms
 
 from consumers.collector import Collector
 
-
-@pytest.fixture(params=["threaded", "asyncio"])
-def any_collector(request):
-    with Collector(mode=request.param) as c:
-        yield c
-
-
-@pytest.fixture
-def session():
-    with requests.Session() as s:
-        yield s
-
-
 # -- accepted input forms ------------------------------------------------------------
 
 

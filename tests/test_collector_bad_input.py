@@ -36,18 +36,6 @@ TOO_LARGE = {
 }
 
 
-@pytest.fixture(params=["threaded", "asyncio"])
-def any_collector(request):
-    with Collector(mode=request.param) as c:
-        yield c
-
-
-@pytest.fixture
-def session():
-    with requests.Session() as s:
-        yield s
-
-
 def deep_event() -> str:
     """A /track batch whose one event holds a property nested far past any decoder's limit."""
     text = json.dumps([event(nested=0)])

@@ -9,14 +9,6 @@ import pytest
 import requests
 from collector_messages import event, form
 
-from consumers.collector import Collector
-
-
-@pytest.fixture(params=["threaded", "asyncio"])
-def any_collector(request):
-    with Collector(mode=request.param) as c:
-        yield c
-
 
 def track(c, session, **kw):
     return session.post(c.url + "/track", data=form([event()]), **kw)
