@@ -26,6 +26,7 @@ from consumers._collector.bodies import (
     parse_form,
     parse_json,
 )
+from consumers._collector.inspector import Inspector, refusal
 from consumers._collector.store import Fault, FaultPlan, Store
 from consumers._collector.validation import (
     DISALLOWED_IDS,
@@ -89,7 +90,7 @@ class Response:
     """
 
     __slots__ = ("body", "content_type", "delay", "delay_after_headers", "drop", "headers",
-                 "status")
+                 "reason", "status")
 
     def __init__(
         self,
@@ -105,6 +106,7 @@ class Response:
         self.delay = 0.0
         self.delay_after_headers = False
         self.drop = False
+        self.reason: Optional[str] = None  # why (part of) it was refused, if the body hides it
 
 
 def _json_response(
@@ -178,6 +180,7 @@ class App:
         self.faults = faults
         self.credentials = credentials
         self.on_request = on_request
+        self.inspector = Inspector(store, faults)
 
     def handle(self, request: Request) -> Response:
         """Answer one request (never raises for bad input)."""
@@ -199,6 +202,7 @@ class App:
             "endpoint": route,
             "fault": None,
             "peer": request.peer,
+            "time": time.time(),
         }
         if fault is not None and fault.delay is None:
             entry["fault"] = "drop" if fault.drop else "status"
@@ -210,6 +214,7 @@ class App:
                 response.delay = fault.delay or 0.0
                 response.delay_after_headers = fault.after_headers
         entry["status"] = None if response.drop else response.status
+        entry["error"] = refusal(response)
         self.store.log_request(entry, fault=fault is not None)
         if self.on_request is not None:
             self.on_request(entry)
@@ -266,7 +271,7 @@ class App:
         entry["accepted"] = len(accepted)
         entry["rejected"] = len(problems)
         if accepted:
-            return _status_answer(True, None, verbose)
+            return _status_answer(True, problems[0][1].message if problems else None, verbose)
         return _status_answer(False, problems[0][1].message, verbose)
 
     def _import(self, request: Request, entry: dict[str, Any]) -> Response:
@@ -390,6 +395,8 @@ class App:
 
     def _admin(self, request: Request) -> Response:
         action = request.path[len("/_collector/"):].rstrip("/")
+        if action == "inspector" or action.startswith("inspector/"):
+            return Response(*self.inspector.answer(action, request.method, request.query))
         try:
             if action == "records" and request.method == "GET":
                 endpoint = request.query.get("endpoint") or None
@@ -557,8 +564,11 @@ def _failed_record(index: int, message: Any, problem: Problem) -> dict[str, Any]
 
 def _status_answer(ok: bool, error: Optional[str], verbose: bool) -> Response:
     if verbose:
-        return _json_response(200, {"status": 1 if ok else 0, "error": None if ok else error})
-    return Response(200, b"1" if ok else b"0", _TEXT)
+        response = _json_response(200, {"status": 1 if ok else 0, "error": None if ok else error})
+    else:
+        response = Response(200, b"1" if ok else b"0", _TEXT)
+    response.reason = error
+    return response
 
 
 def _bad_request(error: str) -> Response:

@@ -55,6 +55,8 @@ class Store:
         # moves them out of its reach (gc.freeze).
         self.gc_freeze = gc_freeze
         self._adds = 0
+        #: Goes up by one on every reset, so a reader of ``chunks_since`` can tell.
+        self.generation = 0
         self.reset()
 
     def reset(self) -> None:
@@ -72,6 +74,7 @@ class Store:
             self._requests: list[dict[str, Any]] = []
             self._faults = 0
             self._bytes = 0
+            self.generation += 1
 
     def add(
         self,
@@ -154,6 +157,16 @@ class Store:
         """The request log."""
         with self._lock:
             return list(self._requests)
+
+    def chunks_since(self, start: int) -> tuple[int, list[tuple[str, list[Any]]]]:
+        """The generation, and (endpoint, messages) of each chunk after the first ``start``."""
+        with self._lock:
+            return self.generation, [(c.endpoint, c.messages()) for c in self._chunks[start:]]
+
+    def requests_since(self, start: int) -> tuple[int, list[dict[str, Any]]]:
+        """The generation, and the request log after its first ``start`` entries."""
+        with self._lock:
+            return self.generation, self._requests[start:]
 
     def stats(self) -> dict[str, Any]:
         """Counters: totals and per endpoint."""
