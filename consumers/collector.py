@@ -242,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
             "on Ctrl-C or SIGTERM, the per-endpoint counters as JSON."
         ),
         epilog=(
+            "Inspector page: GET /_collector/inspector. "
             "Read API: GET /_collector/records, /_collector/requests, /_collector/stats; "
             "POST /_collector/reset; GET/POST /_collector/faults. "
             f"Exit status: 0 after Ctrl-C or SIGTERM, 2 for bad options, "
@@ -302,7 +303,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_NOT_STARTED
     decoder = "orjson" if collector.fast_json else "json"
     print(
-        f"collector listening on {collector.url} ({collector.mode}, {decoder}); Ctrl-C stops",
+        f"collector listening on {collector.url} ({collector.mode}, {decoder}); "
+        f"inspector at {collector.url}/_collector/inspector; Ctrl-C stops",
         flush=True,
     )
     try:
