@@ -45,9 +45,18 @@ def get_ms(url: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def calls(url: str, rounds: int) -> dict[str, float]:
+def rss_mb(pid: int) -> float:
+    """The process's resident memory (Linux), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def calls(url: str, rounds: int, pid: int) -> dict[str, float]:
     base = url + "/_collector/inspector/"
+    before = rss_mb(pid)
     first = get_ms(base + "messages")
+    after = rss_mb(pid)
     last = json.loads(urllib.request.urlopen(base + "messages?limit=1", timeout=60).read())["last"]
     cases = {
         "messages, newest 100": "messages?limit=100",
@@ -58,7 +67,9 @@ def calls(url: str, rounds: int) -> dict[str, float]:
         "state (counters, faults, refused)": "state",
         "one message": f"message?seq={last // 3}",
     }
-    out = {"first messages call (summarises every stored message)": first}
+    out = {"first messages call (summarises every stored message)": first,
+           "collector RSS MB before the first call": before,
+           "collector RSS MB after it": after}
     for name, path in cases.items():
         out[name] = statistics.median(get_ms(base + path) for _ in range(rounds))
     return out
@@ -103,9 +114,10 @@ def main() -> None:
     with CollectorProcess() as collector:
         seconds = fill(collector.url, args.messages)
         print(f"stored {collector.stats()['accepted']} messages in {seconds:.1f} s")
-        for name, ms in {**calls(collector.url, args.rounds),
+        for name, ms in {**calls(collector.url, args.rounds, collector.proc.pid),
                          **browser(collector.url, args.rounds)}.items():
-            print(f"  {name}: {ms:.1f}" + ("" if name.startswith("message rows") else " ms"))
+            unit = "" if name.startswith(("message rows", "collector RSS")) else " ms"
+            print(f"  {name}: {ms:.1f}{unit}")
 
 
 if __name__ == "__main__":
