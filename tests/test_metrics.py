@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -251,3 +254,12 @@ def test_watching_needs_counters_and_distinct_names(collector) -> None:
         Counted(42)
     metrics.unwatch("a")
     metrics.watch(Counted(print), name="a")
+
+
+def test_without_the_api_the_import_error_names_the_extra(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['opentelemetry'] = None\n"
+            "try:\n    import consumers.metrics\nexcept ImportError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(DOCS.parents[1])})
+    assert "pip install 'tracking-toolkit[otel]'" in done.stdout
