@@ -8,6 +8,7 @@ else in the test's tmp_path.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -101,3 +102,29 @@ def test_tracked_events_appear_live_filter_and_open(collector, session, page, tm
     expect(rows).to_have_count(0)
     expect(refused).to_have_count(0)
     assert collector.stats()["requests"] == 0
+
+
+def test_many_messages_are_paged_not_all_put_in_the_page(collector, page):
+    from playwright.sync_api import expect
+
+    from consumers import BufferedConsumer
+
+    consumer = BufferedConsumer(api_host=collector.url)
+    for i in range(2000):
+        consumer.send("event", json.dumps({"event": f"Event {i}", "properties": {
+            "token": "tok", "distinct_id": f"user-{i % 10}", "time": 1_700_000_000_000 + i,
+            "$insert_id": f"many-{i}"}}))
+    consumer.flush()
+    page.goto(f"{collector.url}/_collector/inspector")
+    rows = page.locator("#messages tbody tr")
+    expect(rows).to_have_count(100)
+    expect(rows.nth(0)).to_contain_text("Event 1999")
+    expect(page.locator("#summary")).to_have_text("2000 stored")
+    for shown in (200, 300, 400, 500, 500):
+        page.click("#older")
+        expect(rows).to_have_count(shown)  # never more than the window of 500
+    expect(rows.nth(499)).to_contain_text("Event 1400")
+    page.fill("#f-distinct_id", "user-3")
+    expect(page.locator("#summary")).to_have_text("200 matching of 2000 stored")
+    expect(rows).to_have_count(100)
+    expect(rows.nth(0)).to_contain_text("Event 1993")
