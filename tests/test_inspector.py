@@ -135,3 +135,18 @@ def test_bad_calls_are_answered_with_what_was_wrong(collector, session, call, qu
 def test_only_get_is_allowed(collector, session):
     answer = session.post(f"{collector.url}/_collector/inspector/messages", timeout=30)
     assert answer.status_code == 405
+
+
+def test_faults_are_listed_with_what_the_client_saw(collector, session):
+    import requests
+
+    collector.fail_next(1, 500, body="upstream exploded")
+    collector.drop_next(1)
+    session.post(f"{collector.url}/track", data=form(event()), timeout=30)
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"{collector.url}/track", data=form(event()), timeout=30)
+    refused = api(session, collector, "state")["refused"]
+    assert [(r["status"], r["fault"], r["error"]) for r in refused] == [
+        (None, "drop", "connection dropped without an answer (fault plan)"),
+        (500, "status", "upstream exploded"),
+    ]

@@ -65,8 +65,7 @@ def refusal(response: Response) -> Optional[str]:
                 reason += f": record {failed[0].get('index')}: {failed[0].get('message')}"
             return reason
     if status >= 400:
-        text = body[:500].decode("utf-8", "replace") if response.content_type != "image/gif" else ""
-        return text or f"status {status}"
+        return body[:500].decode("utf-8", "replace") or f"status {status}"
     return None
 
 
