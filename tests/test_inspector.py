@@ -140,8 +140,10 @@ def test_only_get_is_allowed(collector, session):
 def test_faults_are_listed_with_what_the_client_saw(collector, session):
     import requests
 
+    collector.fail_next(1, 200, body={"status": 0, "error": "said by the fault"})
     collector.fail_next(1, 500, body="upstream exploded")
     collector.drop_next(1)
+    session.post(f"{collector.url}/track", data=form(event()), timeout=30)
     session.post(f"{collector.url}/track", data=form(event()), timeout=30)
     with pytest.raises(requests.ConnectionError):
         requests.post(f"{collector.url}/track", data=form(event()), timeout=30)
@@ -149,4 +151,5 @@ def test_faults_are_listed_with_what_the_client_saw(collector, session):
     assert [(r["status"], r["fault"], r["error"]) for r in refused] == [
         (None, "drop", "connection dropped without an answer (fault plan)"),
         (500, "status", "upstream exploded"),
+        (200, "status", "said by the fault"),
     ]

@@ -50,9 +50,12 @@ def refusal(response: Response) -> Optional[str]:
     """The reason the collector gave for refusing (all or part of) a request, else None."""
     if response.drop:
         return "connection dropped without an answer (fault plan)"
+    status, body = response.status, response.body
     if response.reason is not None:
         return response.reason
-    status, body = response.status, response.body
+    # A 200 refuses only as {"status": 0} (the collector's own, or a fault's body).
+    if status < 400 and not (b'"status": 0' in body or b'"status":0' in body):
+        return None
     if response.content_type == _JSON and len(body) < 65536:
         try:
             answer = json.loads(body)
@@ -64,9 +67,9 @@ def refusal(response: Response) -> Optional[str]:
             if isinstance(failed, list) and failed and isinstance(failed[0], dict):
                 reason += f": record {failed[0].get('index')}: {failed[0].get('message')}"
             return reason
-    if status >= 400:
-        return body[:500].decode("utf-8", "replace") or f"status {status}"
-    return None
+    if status < 400:
+        return None
+    return body[:500].decode("utf-8", "replace") or f"status {status}"
 
 
 def _text(value: Any) -> str:
