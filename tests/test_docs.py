@@ -6,6 +6,8 @@ covered as soon as it is added; tests/docs_blocks.py holds the convention.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.docs_blocks import ROOT, blocks, pages, run_page
@@ -37,3 +39,36 @@ def test_every_skipped_block_says_why():
     for page in PAGES:
         for block in blocks(page.read_text(encoding="utf-8")):
             assert block.skip is None or block.skip.strip(), f"{page}:{block.line}"
+
+
+_LEGEND = re.compile(r"`([A-Z]+)::`[\s|]*(?:is\s+)?`(tests/[\w/]+\.py)`")
+_CITED = re.compile(r"`(?:([A-Z]+)::|(tests/[\w/]+\.py)::)(test_\w+)(?:\[[^\]`]*\])?`")
+
+
+def _cited_tests(text: str) -> list[tuple[str, str]]:
+    """(test file, test name) for each test a page names, prefixes resolved by its legend."""
+    legend = dict(_LEGEND.findall(text))
+    cited = []
+    for prefix, path, name in _CITED.findall(text):
+        assert path or prefix in legend, f"the prefix {prefix}:: is not in the page's legend"
+        cited.append((path or legend[prefix], name))
+    return cited
+
+
+def test_every_test_a_page_names_exists():
+    checked = 0
+    for page in PAGES:
+        for path, name in _cited_tests(page.read_text(encoding="utf-8")):
+            source = (ROOT / path).read_text(encoding="utf-8")
+            assert re.search(rf"^\s*def {name}\(", source, re.M), (
+                f"{page.relative_to(ROOT)} names {path}::{name}, which does not exist"
+            )
+            checked += 1
+    assert checked >= 50
+
+
+def test_the_citation_check_resolves_prefixes_and_catches_a_missing_test():
+    text = "| `X::` | `tests/test_docs.py` |\n`X::test_every_test_a_page_names_exists[a]`"
+    assert _cited_tests(text) == [("tests/test_docs.py", "test_every_test_a_page_names_exists")]
+    with pytest.raises(AssertionError, match="legend"):
+        _cited_tests("`Y::test_nothing`")
