@@ -10,6 +10,8 @@ The convention every page follows:
   Python blocks; the other lines are the output shown, not checked;
 * a block whose preceding non-blank line is ``<!-- docs: no-run (reason) -->``
   is skipped;
+* a page with the line ``<!-- docs: needs redis -->`` runs with ``REDIS_URL``
+  naming a fresh ``redis-server`` (skipped, saying so, where there is none);
 * the current directory is a fresh temporary directory, ``python`` and
   ``python3`` are the interpreter running the tests, and
   ``TRACKING_TOOLKIT_LOCAL_COLLECTOR`` names a local collector, so code
@@ -28,6 +30,7 @@ from typing import NamedTuple, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_RUN = re.compile(r"^<!--\s*docs:\s*no-run\s*\((?P<reason>[^)]+)\)\s*-->\s*$")
+NEEDS_REDIS = re.compile(r"^<!--\s*docs:\s*needs\s+redis\s*-->\s*$", re.M)
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 RUN_LANGUAGES = ("python", "console")
 
@@ -111,8 +114,13 @@ for language, path, line, code in steps:
 '''
 
 
-def run_page(page: Path, collector_url: str, workdir: Path,
-             timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def needs_redis(page: Path) -> bool:
+    """Whether the page asks for a Redis server."""
+    return bool(NEEDS_REDIS.search(page.read_text(encoding="utf-8")))
+
+
+def run_page(page: Path, collector_url: str, workdir: Path, timeout: float = 180,
+             extra_env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
     """Run every block of ``page`` (as the convention says) in ``workdir``; the process's result."""
     steps = []
     for block in blocks(page.read_text(encoding="utf-8")):
@@ -134,6 +142,7 @@ def run_page(page: Path, collector_url: str, workdir: Path,
         "TRACKING_TOOLKIT_LOCAL_COLLECTOR": collector_url,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
+        **(extra_env or {}),
     }
     return subprocess.run(
         [sys.executable, "-c", _DRIVER, str(steps_file)], cwd=workdir, env=env,

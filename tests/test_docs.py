@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.docs_blocks import ROOT, blocks, pages, run_page
+from tests.docs_blocks import ROOT, blocks, needs_redis, pages, run_page
 
 PAGES = pages()
 
@@ -19,7 +19,15 @@ PAGES = pages()
 def test_every_block_of_the_page_runs(page, collector, tmp_path):
     workdir = tmp_path / "page"
     workdir.mkdir()
-    done = run_page(page, collector.url, workdir)
+    if needs_redis(page):
+        from tests.redis_server import MISSING, RedisServer, redis_server_binary
+
+        if redis_server_binary() is None:
+            pytest.skip(f"{page.relative_to(ROOT)} needs Redis: {MISSING}")
+        with RedisServer() as server:
+            done = run_page(page, collector.url, workdir, extra_env={"REDIS_URL": server.url})
+    else:
+        done = run_page(page, collector.url, workdir)
     if done.returncode != 0:
         pytest.fail(
             f"{page.relative_to(ROOT)}: a block failed\n--- stdout\n{done.stdout[-4000:]}"
