@@ -98,19 +98,25 @@ def commands(console: str) -> list[str]:
 
 
 _DRIVER = r'''
-import json, subprocess, sys
-with open(sys.argv[1], encoding="utf-8") as f:
-    steps = json.load(f)
-scope = {"__name__": "__main__"}
-for language, path, line, code in steps:
-    if language == "python":
-        exec(compile("\n" * (line - 1) + code, path, "exec"), scope)
-    else:
+import json, subprocess, sys, types
+
+def run(steps):
+    # the page's own __main__: its functions pickle by name (multiprocessing), and it
+    # sees none of this driver's names
+    main = types.ModuleType("__main__")
+    sys.modules["__main__"] = main
+    for language, path, line, code in steps:
+        if language == "python":
+            exec(compile("\n" * (line - 1) + code, path, "exec"), main.__dict__)
+            continue
         for command in code:
             print(f"$ {command}", flush=True)
             done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", command])
             if done.returncode:
                 sys.exit(f"{path}:{line}: the command {command!r} exited {done.returncode}")
+
+with open(sys.argv[1], encoding="utf-8") as f:
+    run(json.load(f))
 '''
 
 

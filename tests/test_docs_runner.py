@@ -101,3 +101,21 @@ def test_python_on_the_path_is_the_interpreter_running_the_tests(tmp_path, colle
         """)
     assert run_page(page, collector.url, work).returncode == 0
     assert (work / "which.txt").read_text().strip() == sys.executable
+
+
+def test_a_page_sees_none_of_the_runners_names_and_its_functions_pickle(tmp_path, collector):
+    page, work = _page(tmp_path, """
+        ~~~python
+        import multiprocessing
+
+        assert "json" not in globals() and "subprocess" not in globals()
+
+        def square(n):
+            return n * n
+
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            assert pool.map(square, range(4)) == [0, 1, 4, 9]
+        ~~~
+        """)
+    done = run_page(page, collector.url, work)
+    assert done.returncode == 0, done.stderr
