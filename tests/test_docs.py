@@ -24,6 +24,7 @@ def test_every_block_of_the_page_runs(page, collector, tmp_path):
 
         if redis_server_binary() is None:
             pytest.skip(f"{page.relative_to(ROOT)} needs Redis: {MISSING}")
+        pytest.importorskip("redis", reason=f"{page.relative_to(ROOT)} needs the redis extra")
         with RedisServer() as server:
             done = run_page(page, collector.url, workdir, extra_env={"REDIS_URL": server.url})
     else:
