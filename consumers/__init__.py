@@ -42,6 +42,8 @@ _EXPORTS = {
     "RedisStreamSink": "redis_stream",
     "StreamWorker": "redis_worker",
     "Collector": "collector",
+    "use_local_collector": "local",
+    "LOCAL_COLLECTOR_ENV": "local",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -66,6 +68,8 @@ if TYPE_CHECKING:
     from consumers.errors import TimeoutError_ as TimeoutError_
     from consumers.errors import TransportError as TransportError
     from consumers.file import FileConsumer as FileConsumer
+    from consumers.local import LOCAL_COLLECTOR_ENV as LOCAL_COLLECTOR_ENV
+    from consumers.local import use_local_collector as use_local_collector
     from consumers.posthog import PostHogConsumer as PostHogConsumer
     from consumers.redis_stream import RedisStreamSink as RedisStreamSink
     from consumers.redis_worker import StreamWorker as StreamWorker

@@ -33,6 +33,7 @@ import requests
 import requests.adapters
 import urllib3.exceptions
 
+from consumers import local
 from consumers._closing import Closing
 from consumers._fork import ForkAware, forget_pooled_connections
 from consumers._session import CachingAdapter, CachingSession
@@ -125,6 +126,7 @@ class HttpTransport(Closing, ForkAware):
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
+        local.local_collector_url()  # a malformed TRACKING_TOOLKIT_LOCAL_COLLECTOR fails here
         # one controller for every POST: tenacity keeps each run's state apart
         self._retrying = retrying(retry, sleep=sleep, deadline=lambda: self._retry_deadline)
         self._watch_forks()
@@ -167,6 +169,7 @@ class HttpTransport(Closing, ForkAware):
         params: Optional[Mapping[str, str]] = None,
     ) -> requests.Response:
         """POST ``body`` to ``url``; the 2xx response, or a delivery error after retries."""
+        url, headers = local.redirect(url, headers)  # to a local collector, when one is set
         response: Optional[requests.Response] = None
         failed: Optional[BaseException] = None
         try:

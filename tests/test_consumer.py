@@ -39,7 +39,7 @@ from consumers.errors import (
     TransportError,
 )
 from consumers.retry import RetryPolicy
-from demo._local_routing import local_session
+from tests.local_routing import local_session
 
 SA_USER = "sa.importer"
 SA_SECRET = "sa-secret-9f2c41d7e0"

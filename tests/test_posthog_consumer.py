@@ -407,13 +407,12 @@ def test_replaying_twice_sends_the_same_uuids(collector: Any, tmp_path: Any) -> 
     ({}, "us.i.posthog.com"),
 ])
 def test_cloud_hosts_are_the_ones_requested(collector: Any, kwargs: Any, host: str) -> None:
-    """Requests for PostHog's cloud hosts are routed to the collector, keeping ``Host``."""
-    from demo._local_routing import local_session
+    """Requests for PostHog's cloud hosts, served by the local collector, name the host chosen."""
+    from consumers.local import use_local_collector
 
-    session = local_session(collector.url, ("us.i.posthog.com", "eu.i.posthog.com"))
-    with PostHogConsumer(KEY, session=session, **kwargs) as consumer:
+    with use_local_collector(collector.url), PostHogConsumer(KEY, **kwargs) as consumer:
         consumer.send("posthog", built(1)[0])
     (request,) = batch_requests(collector)
     headers = {k.lower(): v for k, v in request["headers"].items()}
-    assert headers["host"] == host
+    assert headers["x-forwarded-host"] == host
     assert len(collector.messages("posthog")) == 1

@@ -18,7 +18,7 @@ from consumers.buffered import BufferedConsumer
 from consumers.consumer import Consumer
 from consumers.endpoints import MESSAGE_TYPES, Endpoints
 from consumers.errors import ConfigurationError
-from demo._local_routing import local_session
+from tests.local_routing import local_session
 from tracker.errors import InvalidInputError, InvalidTypeError
 from tracker.posthog import Client
 from tracker.tracker import Tracker

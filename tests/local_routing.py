@@ -1,9 +1,10 @@
-"""Route Mixpanel's real hostnames to the local collector, so demos send nothing off the machine.
+"""A test helper: a session that delivers requests for any named hosts to the local collector.
 
-A consumer built with ``region="eu"`` still chooses ``https://api-eu.mixpanel.com/...``;
-this adapter, mounted on the consumer's ``requests.Session``, delivers that request to
-the collector over plain HTTP and keeps the original ``Host`` header, so the collector's
-request log shows which regional host the consumer chose.
+For tests of URL routing with hosts of their own (``events.example.test``) and of the
+``Host`` header a consumer sends.  The public way to run code written for Mixpanel's and
+PostHog's cloud hosts against a collector is ``consumers.use_local_collector`` (or
+``TRACKING_TOOLKIT_LOCAL_COLLECTOR``).  The adapter posts to the collector over plain
+HTTP, keeping the original ``Host`` header; nothing reaches the named hosts.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class _LocalAdapter(HTTPAdapter):
         request.url = urlunsplit(
             (self._target.scheme, self._target.netloc, original.path, original.query, "")
         )
-        return super().send(request, stream=stream, timeout=timeout, verify=False, cert=cert,
+        # plain HTTP to the collector: no TLS, so nothing to verify
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert,
                             proxies=proxies)
 
 
