@@ -248,7 +248,10 @@ def time_ms(value: Any) -> Any:
         return None
     if not math.isfinite(value):
         return None
-    return int(value * 1000) if value < 1e11 else int(value)
+    if value < 1e11:
+        scaled = value * 1000
+        return int(scaled) if math.isfinite(scaled) else MIN_TIME_MS - 1  # before 1971
+    return int(value)
 
 
 times = st.one_of(

@@ -269,3 +269,12 @@ def test_profile_and_group_values_follow_the_same_range(json_path: str) -> None:
 def test_a_set_holding_a_decimal_nan_is_refused_naming_the_property(json_path: str) -> None:
     assert refusal({"v": {Decimal("NaN"), Decimal(1)}}).startswith("properties['v'][")
     assert refusal({"v": {Decimal("NaN"), 1}}).endswith("Decimal 'NaN' is not valid JSON")
+
+
+@pytest.mark.parametrize("seconds", [-1.8e305, -1e308, -1.7976931348623157e308])
+def test_a_time_whose_milliseconds_overflow_a_float_is_refused_as_before_1971(
+    seconds: float,
+) -> None:
+    # seconds * 1000 is -inf for these: found by the fuzz test as an OverflowError
+    with pytest.raises(InvalidInputError, match=r"properties\['time'\] .* is before 1971"):
+        Tracker("tok", lambda *_: None).track("u1", "Old", {"time": seconds})

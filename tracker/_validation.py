@@ -247,7 +247,8 @@ def to_millis(value: Any, where: str = "time") -> int:
     elif value - value != 0:
         raise InvalidInputError(f"{where}: {value!r} is not a time")
     elif value < 1e11:
-        ms = int(value * 1000)
+        # far enough below 1971 the product overflows to -inf; refused below either way
+        ms = int(value * 1000) if value >= MIN_TIME_MS / 1000 else MIN_TIME_MS - 1
     else:
         ms = int(value)
     if ms < MIN_TIME_MS:
