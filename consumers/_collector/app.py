@@ -26,6 +26,7 @@ from consumers._collector.bodies import (
     parse_form,
     parse_json,
 )
+from consumers._collector.ratelimit import RateLimiter
 from consumers._collector.store import Fault, FaultPlan, Store
 from consumers._collector.validation import (
     DISALLOWED_IDS,
@@ -176,6 +177,7 @@ class App:
         self.loads = loads
         self.store = store
         self.faults = faults
+        self.limiter = RateLimiter()
         self.credentials = credentials
         self.on_request = on_request
 
@@ -186,6 +188,8 @@ class App:
             return self._admin(request)
         route = _ROUTES.get(path.rstrip("/") or "/")
         fault = self.faults.take(path)
+        if fault is None and route is not None:
+            fault = self.limiter.take(path)
         entry: dict[str, Any] = {
             "method": request.method,
             "path": path,
