@@ -32,7 +32,17 @@ from urllib.parse import urlsplit
 
 from consumers.retry import parse_retry_after
 
-__all__ = ["PRESSURE_FOR", "SLOW", "Pace", "endpoint_key", "hold_from", "under_pressure"]
+__all__ = [
+    "PRESSURE_FOR",
+    "SLOW",
+    "Pace",
+    "endpoint_key",
+    "held_until",
+    "hold_from",
+    "pace_stats",
+    "sink_pressed",
+    "under_pressure",
+]
 
 log = logging.getLogger("consumers.pace")
 
@@ -169,6 +179,10 @@ class Pace:
         last = self._last_hold.get(key)
         return last is not None and self._clock() - last < PRESSURE_FOR + self.remaining(key)
 
+    def pressed_any(self) -> bool:
+        """Whether some endpoint is under pressure."""
+        return any(self.pressed(key) for key in list(self._slow) + list(self._last_hold))
+
     def stats(self) -> dict[str, int]:
         """``rate_limited``: holds since start; ``held_ms``: their length; ``held_capped``."""
         with self._lock:
@@ -178,6 +192,12 @@ class Pace:
     def reset_after_fork(self) -> None:
         """A fork child: the holds are the service's and still apply; the lock is new."""
         self._lock = threading.Lock()
+
+
+def held_until(error: Optional[BaseException]) -> Optional[float]:
+    """When the service said the endpoint may be tried again (``time.monotonic()``), if it did."""
+    until = getattr(error, "held_until", None)
+    return until if isinstance(until, float) else None
 
 
 def _pace_of(consumer: Any) -> Optional[Pace]:
@@ -200,13 +220,27 @@ def under_pressure(consumer: Any, message_type: str) -> bool:
     return pace.pressed(endpoint_key(url))
 
 
-def pace_stats(consumer: Any) -> dict[str, int]:
-    """:meth:`Pace.stats` of the transport under ``consumer`` (zeros when it has none)."""
-    for _ in range(4):  # through wrappers: a BufferedConsumer's consumer, ...
-        pace = _pace_of(consumer)
+def _find_pace(sink: Any) -> Optional[Pace]:
+    """The pace of the transport under ``sink``, through wrappers (``.consumer``)."""
+    for _ in range(4):
+        pace = _pace_of(sink)
         if pace is not None:
-            return pace.stats()
-        consumer = getattr(consumer, "consumer", None)
-        if consumer is None:
+            return pace
+        sink = getattr(sink, "consumer", None)
+        if sink is None:
             break
+    return None
+
+
+def sink_pressed(sink: Any) -> bool:
+    """Whether any endpoint of the transport under ``sink`` is under pressure."""
+    pace = _find_pace(sink)
+    return pace is not None and pace.pressed_any()
+
+
+def pace_stats(sink: Any) -> dict[str, int]:
+    """:meth:`Pace.stats` of the transport under ``sink`` (zeros when it has none)."""
+    pace = _find_pace(sink)
+    if pace is not None:
+        return pace.stats()
     return {"rate_limited": 0, "held_ms": 0, "held_capped": 0}

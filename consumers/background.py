@@ -387,7 +387,10 @@ class BackgroundConsumer(Closing):
         ``failed`` refused or undeliverable for good; ``dropped`` by the
         overflow policy or after close; ``spilled`` written to the spool by the
         worker (again after a replay attempt that failed); ``queued`` waiting
-        in memory; ``in_flight`` with the wrapped sink; ``spooled`` on disk.
+        in memory; ``in_flight`` with the wrapped sink; ``spooled`` on disk;
+        ``rate_limited`` how often the service held an endpoint (429/503 with
+        ``Retry-After``), ``held_ms`` for how long in all, ``held_capped`` how
+        often its wait was longer than the cap (see :mod:`consumers._pace`).
         """
         worker = self._worker
         with worker.lock:
@@ -403,6 +406,7 @@ class BackgroundConsumer(Closing):
                 "queued_bytes": self._queue.nbytes,
                 "in_flight": len(worker.in_inner) + len(worker.held),
                 "spooled": self._spool.count if self._spool is not None else 0,
+                **self._inner.pace_stats(),
             }
 
     @property
