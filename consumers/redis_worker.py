@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 import attrs
 
 from consumers._closing import Closing
-from consumers._pace import held_until
+from consumers._pace import held_until, pace_stats
 from consumers.errors import (
     ConfigurationError,
     DeliveryError,
@@ -599,7 +599,8 @@ class StreamWorker(Closing):
     def stats(self) -> dict[str, Any]:
         """The group's progress plus this worker's counters (JSON-ready)."""
         info = stream_stats(self.client, self.stream, self.group, self.dead_letter_stream)
-        info["worker"] = {"name": self.name, **self.counters, "last_error": self.last_error}
+        info["worker"] = {"name": self.name, **self.counters, **pace_stats(self.consumer),
+                          "last_error": self.last_error}
         return info
 
 
