@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
@@ -37,6 +37,7 @@ __all__ = [
     "SLOW",
     "Pace",
     "endpoint_key",
+    "held_last",
     "held_until",
     "hold_from",
     "pace_stats",
@@ -218,6 +219,23 @@ def under_pressure(consumer: Any, message_type: str) -> bool:
     except (KeyError, ValueError, AttributeError):
         return False
     return pace.pressed(endpoint_key(url))
+
+
+def held_last(consumer: Any, message_types: Sequence[str]) -> list[str]:
+    """``message_types`` with those whose endpoint is held now moved last (shortest hold first),
+    so a flush delivers the free endpoints before it waits for a held one."""
+    pace = _pace_of(consumer)
+    endpoints = getattr(consumer, "endpoints", None)
+    if pace is None or endpoints is None or not pace.held_now():
+        return list(message_types)
+
+    def remaining(message_type: str) -> float:
+        try:
+            return pace.remaining(endpoint_key(endpoints.url_for(message_type)))
+        except (KeyError, ValueError, AttributeError):
+            return 0.0
+
+    return sorted(message_types, key=remaining)  # stable: the usual order otherwise
 
 
 def _find_pace(sink: Any) -> Optional[Pace]:

@@ -72,7 +72,7 @@ from typing import Any, Callable, Optional, Protocol, Union, overload
 from consumers._closing import Closing
 from consumers._fork import ForkAware
 from consumers._guesses import positional_urls, unexpected_keyword
-from consumers._pace import under_pressure
+from consumers._pace import held_last, under_pressure
 from consumers.consumer import MAX_BATCH, Consumer
 from consumers.endpoints import MESSAGE_TYPES
 from consumers.errors import (
@@ -329,7 +329,7 @@ class BufferedConsumer(Closing, ForkAware):
                     due.append(message_type)
         failure: Optional[DeliveryError] = None
         reported: list[DeliveryError] = []
-        for message_type in due:
+        for message_type in held_last(self.consumer, due):
             kept, dropped = self._flush_type(message_type, self._bulk_batch, full_only=True)
             reported.extend(dropped)
             if kept is not None:
@@ -357,7 +357,7 @@ class BufferedConsumer(Closing, ForkAware):
         """
         failures: list[DeliveryError] = []
         reported: list[DeliveryError] = []
-        for message_type in MESSAGE_TYPES:
+        for message_type in held_last(self.consumer, MESSAGE_TYPES):
             failure, dropped = self._flush_type(message_type, self._bulk_batch)
             if failure is not None:
                 failures.append(failure)

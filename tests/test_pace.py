@@ -159,3 +159,17 @@ def test_holds_are_per_endpoint_key_and_capped():
     assert pace.remaining(track) == 0.0
     assert not pace.pressed(track)
     assert pace.stats() == {"rate_limited": 1, "held_ms": 5000, "held_capped": 1}
+
+
+def test_a_flush_sends_the_free_endpoints_before_waiting_for_a_held_one(timed):
+    collector, arrivals = timed
+    collector.fail_next(1, 429, retry_after=1, path="/track")
+    with BufferedConsumer(api_host=collector.url, retry=ONCE) as buffered:
+        buffered.send("event", event())
+        with pytest.raises(RetryableRefusal):
+            buffered.flush()  # /track refused: held 1 s, the event stays buffered
+        buffered.send("profile_update", '{"$token":"tok","$distinct_id":"u","$set":{"a":1}}')
+        buffered.flush()  # /engage first, then /track once its hold ends
+    paths = [p for _, p, _ in arrivals.seen]
+    assert paths == ["/track", "/engage", "/track"]
+    assert len(collector.unique("track")) == 1
