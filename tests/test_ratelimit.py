@@ -173,3 +173,10 @@ def test_the_redis_worker_waits_for_the_hold(redis_srv, timed):
     track = arrivals.on("/track")
     assert track[0][1] == 429 and all(s == 200 for _, s in track[1:])
     assert track[1][0] - track[0][0] >= 0.9
+
+
+def test_the_collector_command_line_refuses_a_rate_limit_below_one(capsys):
+    from consumers.collector import main
+
+    assert main(["--port", "0", "--rate-limit", "0"]) == 2
+    assert "--rate-limit must be at least 1" in capsys.readouterr().err
