@@ -173,3 +173,12 @@ def test_a_flush_sends_the_free_endpoints_before_waiting_for_a_held_one(timed):
     paths = [p for _, p, _ in arrivals.seen]
     assert paths == ["/track", "/engage", "/track"]
     assert len(collector.unique("track")) == 1
+
+
+def test_the_services_retry_after_replaces_the_backoff_guess():
+    policy = RetryPolicy(rate_limit_backoff=2.0, initial_backoff=10.0, jitter=0,
+                         max_retry_after=60)
+    assert policy.wait(3, status=429, retry_after=1) == 1  # not 8 s of our own
+    assert policy.wait(3, status=503, retry_after=0.5) == 0.5
+    assert policy.wait(1, status=429, retry_after=120) == 60  # capped
+    assert policy.wait(1, status=429) == 2.0  # no word from the service: the backoff
