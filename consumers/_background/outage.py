@@ -40,18 +40,22 @@ class Outage:
 
     def failed(self, error: BaseException, where: str) -> None:
         self.count += 1
+        now = time.monotonic()
+        until = held_until(error)
+        if until is not None and until <= now:
+            until = None
         if not self.active:
-            logger.warning("destination unavailable (%s); %s, probing every %.3g to %.3g s",
-                           error, where, self.interval, self.max_interval)
+            if until is not None:
+                logger.warning("destination rate limited (%s); %s, trying again in %.3g s "
+                               "as it asked", error, where, until - now)
+            else:
+                logger.warning("destination unavailable (%s); %s, probing every %.3g to "
+                               "%.3g s", error, where, self.interval, self.max_interval)
             self.active = True
             self.backoff = self.interval
-            until = held_until(error)
-        else:
-            until = held_until(error)
-            if until is None:
-                self.backoff = min(self.backoff * 2, self.max_interval)
-        now = time.monotonic()
-        self.next_probe = now + self.backoff if until is None or until <= now else until
+        elif until is None:
+            self.backoff = min(self.backoff * 2, self.max_interval)
+        self.next_probe = now + self.backoff if until is None else until
 
     def probe_failed_quietly(self) -> None:
         """A probe failed without a delivery error being seen: back off anyway."""
