@@ -36,10 +36,17 @@ import urllib3.exceptions
 from consumers import local
 from consumers._closing import Closing
 from consumers._fork import ForkAware, forget_pooled_connections
+from consumers._pace import Pace, endpoint_key, hold_from
 from consumers._session import CachingAdapter, CachingSession
 from consumers.endpoints import redact_url
 from consumers.errors import PayloadTooLargeError, RefusedError, TimeoutError_, TransportError
-from consumers.retry import RetryableRefusal, RetryPolicy, parse_retry_after, retrying
+from consumers.retry import (
+    RateLimitHeld,
+    RetryableRefusal,
+    RetryPolicy,
+    parse_retry_after,
+    retrying,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "HttpTransport", "version"]
 
@@ -93,6 +100,10 @@ class HttpTransport(Closing, ForkAware):
     as is and not closed by :meth:`close`).  ``pool_size`` is the number of
     keep-alive connections kept per host: as many as threads posting at once.
     ``sleep`` is what waits between attempts (tests pass a recorder).
+    ``pace`` remembers the service's ``Retry-After`` per endpoint (by default
+    a :class:`~consumers._pace.Pace` of this transport's own, capped at the
+    policy's ``max_retry_after``): every POST waits for its endpoint's hold
+    first, within the retry budget and :meth:`end_retries_at`.
     """
 
     def __init__(
@@ -105,6 +116,7 @@ class HttpTransport(Closing, ForkAware):
         *,
         pool_size: int = 10,
         sleep: Callable[[float], None] = time.sleep,
+        pace: Optional[Pace] = None,
     ) -> None:
         if not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
@@ -113,6 +125,7 @@ class HttpTransport(Closing, ForkAware):
         self.verify = verify
         self.user_agent = user_agent
         self._retry_deadline: Optional[float] = None
+        self.pace = Pace(max_hold=retry.max_retry_after) if pace is None else pace
         self._deadline_moved = threading.Condition()
         if sleep is time.sleep:
             sleep = self._wait_between_attempts
@@ -172,11 +185,14 @@ class HttpTransport(Closing, ForkAware):
         url, headers = local.redirect(url, headers)  # to a local collector, when one is set
         response: Optional[requests.Response] = None
         failed: Optional[BaseException] = None
+        key = endpoint_key(url)
+        started = time.monotonic()
         try:
             for attempt in self._retrying:
                 with attempt:
                     try:
-                        response = self._attempt(url, body, headers, auth, params)
+                        self._await_pace(key, url, started)
+                        response = self._attempt(url, body, headers, auth, params, key)
                     except BaseException as exc:
                         failed = exc
                         raise
@@ -186,6 +202,27 @@ class HttpTransport(Closing, ForkAware):
         assert response is not None
         return response
 
+    def _await_pace(self, key: str, url: str, started: float) -> None:
+        """Wait until ``key`` is no longer held; RateLimitHeld if that is past the budget."""
+        pace = self.pace
+        if pace.until(key) <= time.monotonic():
+            return
+        with self._deadline_moved:
+            while True:
+                until = pace.until(key)
+                now = time.monotonic()
+                if until <= now:
+                    return
+                deadline = self._retry_deadline
+                if until - started > self.retry.max_elapsed or (
+                        deadline is not None and until > deadline):
+                    error = RateLimitHeld(
+                        f"POST {_describe(url)} not sent: the service asked to wait "
+                        f"{until - now:.3g} s more", status=429, retry_after=until - now)
+                    error.held_until = until
+                    raise error
+                self._deadline_moved.wait(until - now)
+
     def _attempt(
         self,
         url: str,
@@ -193,7 +230,9 @@ class HttpTransport(Closing, ForkAware):
         headers: Mapping[str, str],
         auth: Auth,
         params: Optional[Mapping[str, str]],
+        key: str,
     ) -> requests.Response:
+        sent = time.monotonic()
         try:
             response = self._send(url, body, headers, auth, params)
         except requests.exceptions.Timeout as exc:
@@ -205,6 +244,12 @@ class HttpTransport(Closing, ForkAware):
                 raise TimeoutError_(f"POST {where} timed out reading the answer") from None
             raise TransportError(f"POST {where} failed: {_reason(exc)}") from None
         status = response.status_code
+        self.pace.took(key, time.monotonic() - sent)
+        held_until: Optional[float] = None
+        if self.retry.respect_retry_after:
+            hold = hold_from(status, response.headers)
+            if hold is not None:
+                held_until = self.pace.hold(key, hold, status=status)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("POST %s -> %d (%d bytes sent)", _describe(url), status, len(body))
         if 200 <= status < 300:
@@ -216,7 +261,9 @@ class HttpTransport(Closing, ForkAware):
             raise PayloadTooLargeError(message, status=status, body=text)
         if self.retry.retries_status(status):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise RetryableRefusal(message, status=status, body=text, retry_after=retry_after)
+            refusal = RetryableRefusal(message, status=status, body=text, retry_after=retry_after)
+            refusal.held_until = held_until
+            raise refusal
         raise RefusedError(message, status=status, body=text)
 
     def _send(
@@ -253,6 +300,7 @@ class HttpTransport(Closing, ForkAware):
         renewed too (a parent thread may have held it at the fork).
         """
         self._deadline_moved = threading.Condition()
+        self.pace.reset_after_fork()
         adapters = {id(adapter): adapter for adapter in self.session.adapters.values()}
         for adapter in adapters.values():
             if not isinstance(adapter, requests.adapters.HTTPAdapter):

@@ -80,7 +80,7 @@ class Spool:
             prefix = "" if shared else "tracking-spool-"
             self.root.mkdir(parents=True, exist_ok=True)
             folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=self.root))
-            self._lock_file = _try_lock(folder)
+            self._lock_file = _try_lock(folder, fresh=True)
             self._dir = folder
         return self._dir
 
@@ -228,19 +228,27 @@ class Spool:
         self.count = 0
 
 
-def _try_lock(folder: Path) -> Optional[Any]:
+def _try_lock(folder: Path, *, fresh: bool = False) -> Optional[Any]:
     """An open file holding an exclusive ``flock`` on ``folder/.lock``, or None if taken.
 
     The lock lasts while the file is open, and the OS drops it when the
     process dies, however it dies: a folder nobody holds was abandoned.
+    ``fresh``: a new folder of ours; the lock is taken before ``.lock`` has
+    its name, so no other process sees the folder unlocked and adopts it.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no orphan adoption
         return None
-    handle = open(folder / ".lock", "a+b")  # closed by the owner
+    name = ".lock-new" if fresh else ".lock"
+    try:
+        handle = open(folder / name, "a+b")  # closed by the owner
+    except OSError:  # another process adopted the folder and removed it meanwhile
+        return None
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fresh:
+            os.replace(folder / name, folder / ".lock")  # the lock follows the file
     except OSError:
         handle.close()
         return None

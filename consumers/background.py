@@ -35,14 +35,21 @@ worker delivers from the spool: a SIGKILL then loses nothing ``send()``
 accepted; the next consumer on the same ``spool`` folder delivers it.  In
 the default mode a SIGKILL loses what is queued in memory.
 
-Spool location: ``spool=None`` means a folder of this process's own under
-``tempfile.gettempdir()`` (``tracking-spool-<pid>-<random>``), created when
-first needed and removed by ``close()`` when empty.  Whatever could not be
-delivered before exit stays there (the path is logged) and can be sent later
-with ``replay(path, BufferedConsumer(...))``.  Give ``spool="some/dir"`` for a
-durable location: each process writes its own subfolder, and a consumer that
-starts on the same folder replays the subfolders left behind by processes
-that are gone.
+Spool location: ``spool=None`` means a folder under the user's cache
+directory, one per program and destination (:mod:`consumers._spool_home`:
+``~/.cache/tracking-toolkit/spool/<program>-<hash>/`` on Linux,
+``$TRACKING_TOOLKIT_SPOOL_DIR`` when set), so the next run of the same
+program sending to the same destination replays what this one could not
+deliver.  ``spool="some/dir"`` picks the folder; either way each process
+writes its own subfolder, created when first needed and removed by
+``close()`` when empty, and a consumer that starts on the same folder
+replays the subfolders left behind by processes that are gone.
+``spool=TEMP_SPOOL`` (``from consumers.background import TEMP_SPOOL``) is a
+folder of this process's own under ``tempfile.gettempdir()``
+(``tracking-spool-<pid>-<random>``) that no later process adopts; a sink
+naming no destination (a plain callable) gets that form too.  Whatever is
+left at exit is logged with its path and can be sent later with
+``replay(path, BufferedConsumer(...))``.
 
 ``close()`` (and interpreter exit) waits at most ``shutdown_timeout``
 seconds; then what is undelivered, including a batch the worker is still
@@ -77,9 +84,10 @@ from consumers._background.queue import OVERHEAD, Marker, MessageQueue
 from consumers._background.worker import Worker
 from consumers._closing import Closing
 from consumers._spool import Spool
+from consumers._spool_home import TEMP_SPOOL, default_spool_root
 from consumers.errors import DeliveryError, Message
 
-__all__ = ["BackgroundConsumer", "ErrorCallback", "QueueFullError"]
+__all__ = ["TEMP_SPOOL", "BackgroundConsumer", "ErrorCallback", "QueueFullError"]
 
 logger = logging.getLogger("consumers.background")
 
@@ -133,7 +141,7 @@ class BackgroundConsumer(Closing):
             raise ValueError(f"flush_interval must be positive, got {flush_interval!r}")
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
-        if durable and spool is None:
+        if durable and (spool is None or spool is TEMP_SPOOL):
             raise ValueError("durable=True needs spool='some/dir', where the next process "
                              "finds what this one could not deliver")
         self._inner = Inner(inner, batch_size)
@@ -150,8 +158,11 @@ class BackgroundConsumer(Closing):
         self._max_probe_interval = max(probe_interval, max_probe_interval)
         self._alias_timeout = alias_timeout
         use_spool = overflow == "spill" or spool is not None
-        self._spool: Optional[Spool] = (
-            Spool(Path(spool) if spool is not None else None) if use_spool else None)
+        if spool is None:
+            root = default_spool_root(inner)  # found by the next run of this program
+        else:
+            root = None if spool is TEMP_SPOOL else Path(spool)
+        self._spool: Optional[Spool] = Spool(root) if use_spool else None
         self._reset_state()
         lifecycle.live.add(self)
         lifecycle.watch_multiprocessing(self)
@@ -387,7 +398,10 @@ class BackgroundConsumer(Closing):
         ``failed`` refused or undeliverable for good; ``dropped`` by the
         overflow policy or after close; ``spilled`` written to the spool by the
         worker (again after a replay attempt that failed); ``queued`` waiting
-        in memory; ``in_flight`` with the wrapped sink; ``spooled`` on disk.
+        in memory; ``in_flight`` with the wrapped sink; ``spooled`` on disk;
+        ``rate_limited`` how often the service held an endpoint (429/503 with
+        ``Retry-After``), ``held_ms`` for how long in all, ``held_capped`` how
+        often its wait was longer than the cap (see :mod:`consumers._pace`).
         """
         worker = self._worker
         with worker.lock:
@@ -403,6 +417,7 @@ class BackgroundConsumer(Closing):
                 "queued_bytes": self._queue.nbytes,
                 "in_flight": len(worker.in_inner) + len(worker.held),
                 "spooled": self._spool.count if self._spool is not None else 0,
+                **self._inner.pace_stats(),
             }
 
     @property

@@ -72,6 +72,7 @@ from typing import Any, Callable, Optional, Protocol, Union, overload
 from consumers._closing import Closing
 from consumers._fork import ForkAware
 from consumers._guesses import positional_urls, unexpected_keyword
+from consumers._pace import held_last, under_pressure
 from consumers.consumer import MAX_BATCH, Consumer
 from consumers.endpoints import MESSAGE_TYPES
 from consumers.errors import (
@@ -198,6 +199,7 @@ class BufferedConsumer(Closing, ForkAware):
             )
         self._max_batch = _per_type(
             "max_batch", 50 if max_batch is None else max_batch, dict.fromkeys(MESSAGE_TYPES, 50))
+        self._batch_given = max_batch is not None
         self._bulk_batch = (
             dict.fromkeys(MESSAGE_TYPES, BULK_BATCH) if max_batch is None
             else dict(self._max_batch))
@@ -281,8 +283,9 @@ class BufferedConsumer(Closing, ForkAware):
             buffer = self._buffers[message_type]
             buffer.append(message_json)
             self._bytes[message_type] += size
+            full = len(buffer) >= self._max_batch[message_type]
             due = (
-                len(buffer) >= self._max_batch[message_type]
+                (full and len(buffer) >= self._count_limit(message_type))
                 or self._bytes[message_type] + 1 >= self._max_bytes[message_type]
             )
         if due:
@@ -319,12 +322,14 @@ class BufferedConsumer(Closing, ForkAware):
                 self._buffers[message_type].append(message_json)
                 self._bytes[message_type] += size
             for message_type in MESSAGE_TYPES:
-                if (len(self._buffers[message_type]) >= self._bulk_batch[message_type]
+                count = len(self._buffers[message_type])
+                if ((count >= self._bulk_batch[message_type]
+                        and count >= self._count_limit(message_type, self._bulk_batch))
                         or self._bytes[message_type] + 1 >= self._max_bytes[message_type]):
                     due.append(message_type)
         failure: Optional[DeliveryError] = None
         reported: list[DeliveryError] = []
-        for message_type in due:
+        for message_type in held_last(self.consumer, due):
             kept, dropped = self._flush_type(message_type, self._bulk_batch, full_only=True)
             reported.extend(dropped)
             if kept is not None:
@@ -352,7 +357,7 @@ class BufferedConsumer(Closing, ForkAware):
         """
         failures: list[DeliveryError] = []
         reported: list[DeliveryError] = []
-        for message_type in MESSAGE_TYPES:
+        for message_type in held_last(self.consumer, MESSAGE_TYPES):
             failure, dropped = self._flush_type(message_type, self._bulk_batch)
             if failure is not None:
                 failures.append(failure)
@@ -394,7 +399,7 @@ class BufferedConsumer(Closing, ForkAware):
             self._buffers[message_type] = []
             self._bytes[message_type] = 0
         chunks = self._chunks(message_type, messages, counts)
-        if full_only and chunks and len(chunks[-1]) < (counts or self._max_batch)[message_type] \
+        if full_only and chunks and len(chunks[-1]) < self._count_limit(message_type, counts) \
                 and sum(map(_size, chunks[-1])) + 1 < self._max_bytes[message_type] // 2:
             last = chunks.pop()
             self._put_back(message_type, last, deque())
@@ -432,7 +437,7 @@ class BufferedConsumer(Closing, ForkAware):
 
     def _chunks(self, message_type: str, messages: list[str],
                 counts: Optional[dict[str, int]] = None) -> list[list[str]]:
-        max_count = (counts or self._max_batch)[message_type]
+        max_count = self._count_limit(message_type, counts)
         max_bytes = self._max_bytes[message_type]
         total = sum(map(_size, messages))
         if len(messages) <= max_count and total + 1 <= max_bytes:
@@ -450,6 +455,14 @@ class BufferedConsumer(Closing, ForkAware):
         if current:
             chunks.append(current)
         return chunks
+
+    def _count_limit(self, message_type: str, counts: Optional[dict[str, int]] = None) -> int:
+        """Messages per request now: the service's 2,000 while the endpoint is held or
+        slow (see :mod:`consumers._pace`), unless ``max_batch`` was given."""
+        count = (counts or self._max_batch)[message_type]
+        if self._batch_given or count >= MAX_BATCH:
+            return count
+        return MAX_BATCH if under_pressure(self.consumer, message_type) else count
 
     def _put_back(self, message_type: str, chunk: list[str], queue: deque[list[str]]) -> None:
         unsent = list(chunk)

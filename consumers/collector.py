@@ -191,6 +191,26 @@ class Collector:
         """Close the connection of the next ``n`` matching requests without an answer."""
         self._faults.add(Fault(n, drop=True, path=path))
 
+    def rate_limit(
+        self,
+        per_second: Optional[int],
+        *,
+        retry_after: Union[int, float, str, None] = None,
+        path: Optional[str] = None,
+    ) -> None:
+        """Admit ``per_second`` requests per second on each endpoint; answer the rest 429.
+
+        The 429 carries ``Retry-After``: when the next request would be
+        admitted, or ``retry_after`` as given.  ``path`` limits only the
+        endpoints it prefixes; ``None`` lifts the limit.  See
+        :mod:`consumers._collector.ratelimit`.
+        """
+        self._app.limiter.configure(per_second, retry_after=retry_after, path=path)
+
+    def rate_limited(self) -> int:
+        """How many requests the rate limit has refused since it was set."""
+        return self._app.limiter.refused
+
     def clear_faults(self) -> None:
         """Forget every planned fault (the records stay)."""
         self._faults.clear()
@@ -270,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept only these service accounts on /import, repeatable "
              "(default: any well-formed credentials)",
     )
+    parser.add_argument("--rate-limit", type=int, default=None, metavar="N",
+                        help="admit N requests per second per endpoint, answer the rest "
+                             "429 with Retry-After (default: no limit)")
     return parser
 
 
@@ -286,6 +309,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         mode=args.mode, on_request=None if args.quiet else report, gc_freeze=True,
         fast_json=args.fast_json,
     )
+    if args.rate_limit is not None:
+        if args.rate_limit < 1:
+            print("collector: --rate-limit must be at least 1", file=sys.stderr, flush=True)
+            return 2
+        collector.rate_limit(args.rate_limit)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Optional[FrameType]) -> None:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol, Union
 import attrs
 
 from consumers._closing import Closing
+from consumers._pace import held_until, pace_stats
 from consumers.errors import (
     ConfigurationError,
     DeliveryError,
@@ -424,7 +425,8 @@ class StreamWorker(Closing):
             self._release(unsettled)
             raise outcome.misconfigured
         if outcome.failure is not None:
-            self._fail(f"delivery failed, will retry: {outcome.failure}")
+            self._fail(f"delivery failed, will retry: {outcome.failure}",
+                       held_until(outcome.failure))
         else:
             self._recovered()
         return len(outcome.delivered)
@@ -560,7 +562,7 @@ class StreamWorker(Closing):
             log.info("%r working again", self)
         self._failing_since = None
 
-    def _fail(self, text: str) -> None:
+    def _fail(self, text: str, held: Optional[float] = None) -> None:
         if self._failing_since is None:
             self._failing_since = time.monotonic()
         self.counters["failures"] += 1
@@ -569,6 +571,8 @@ class StreamWorker(Closing):
         level = logging.WARNING if self._backoff == 0.0 else logging.DEBUG
         self._backoff = min(self.backoff_max, max(self.backoff_initial, self._backoff * 2))
         delay = self._backoff * (0.5 + random.random() / 2)
+        if held is not None and held > time.monotonic():  # the service said how long
+            delay = held - time.monotonic()
         self._retry_at = time.monotonic() + delay
         log.log(level, "%s; retrying in %.1f s", text, delay)
 
@@ -595,7 +599,8 @@ class StreamWorker(Closing):
     def stats(self) -> dict[str, Any]:
         """The group's progress plus this worker's counters (JSON-ready)."""
         info = stream_stats(self.client, self.stream, self.group, self.dead_letter_stream)
-        info["worker"] = {"name": self.name, **self.counters, "last_error": self.last_error}
+        info["worker"] = {"name": self.name, **self.counters, **pace_stats(self.consumer),
+                          "last_error": self.last_error}
         return info
 
 

@@ -22,7 +22,9 @@ Waits grow exponentially: after the n-th failed attempt the base wait is
 ``initial_backoff`` after a 429, as Mixpanel asks: about 2 s doubling to about
 60 s), capped at ``max_backoff``, then spread by ``jitter`` (each wait is drawn
 uniformly from ``base * (1 ± jitter)``).  When the server sent ``Retry-After``
-the wait is at least that long (capped at ``max_retry_after``).  No retry is
+the wait is what it says instead (capped at ``max_retry_after``): the service
+knows its own limit better than a guess, and the transport holds the endpoint
+until then for every other request too (:mod:`consumers._pace`).  No retry is
 made once ``max_attempts`` attempts were made, or when the next wait would end
 after ``max_elapsed`` seconds from the first attempt: the last error is raised
 instead.
@@ -49,7 +51,14 @@ import tenacity
 
 from consumers.errors import RefusedError, TransportError
 
-__all__ = ["NEVER_RETRIED", "RetryPolicy", "RetryableRefusal", "parse_retry_after", "retrying"]
+__all__ = [
+    "NEVER_RETRIED",
+    "RateLimitHeld",
+    "RetryPolicy",
+    "RetryableRefusal",
+    "parse_retry_after",
+    "retrying",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +86,13 @@ class RetryableRefusal(RefusedError):
         super().__init__(message, status=status, body=body, messages=messages, pending=pending)
         #: seconds the server asked to wait (``Retry-After``), if it said
         self.retry_after = retry_after
+        #: ``time.monotonic()`` instant the endpoint is held until, if it is
+        self.held_until: Optional[float] = None
+
+
+class RateLimitHeld(RetryableRefusal):
+    """Not sent: the endpoint is held (the service asked to wait) past the retry budget
+    or a shutdown deadline.  Nothing was posted; the messages are the caller's to keep."""
 
 
 def parse_retry_after(value: Optional[str], *, now: Optional[float] = None) -> Optional[float]:
@@ -167,6 +183,8 @@ class RetryPolicy:
         """Whether this failure (one of the delivery errors) is worth another attempt."""
         if isinstance(error, TransportError):
             return True
+        if isinstance(error, RateLimitHeld):
+            return False  # waiting is what cannot be done within the budget
         if isinstance(error, RefusedError):
             return self.retries_status(error.status)
         return False
@@ -190,7 +208,7 @@ class RetryPolicy:
         wait *= 1.0 + self.jitter * (2.0 * spread - 1.0)
         wait = max(0.0, min(wait, self.max_backoff))
         if self.respect_retry_after and retry_after is not None:
-            wait = max(wait, min(retry_after, self.max_retry_after))
+            return min(retry_after, self.max_retry_after)
         return wait
 
 

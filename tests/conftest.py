@@ -10,6 +10,14 @@ from tests.redis_server import redis_srv  # noqa: F401  (a fixture for the Redis
 from tests.small_disk import small_disk  # noqa: F401  (a fixture for full-disk tests)
 
 
+@pytest.fixture(autouse=True)
+def _own_default_spools(tmp_path_factory: pytest.TempPathFactory,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default spools (normally under the user's cache dir) in a folder of each test's own,
+    so no test adopts what another left, and child processes inherit the same place."""
+    monkeypatch.setenv("TRACKING_TOOLKIT_SPOOL_DIR", str(tmp_path_factory.mktemp("spools")))
+
+
 @pytest.fixture
 def collector() -> Iterator:
     """A fresh local collector, serving on a free port for one test."""

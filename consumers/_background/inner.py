@@ -6,6 +6,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
+from consumers._pace import pace_stats, sink_pressed
+from consumers.consumer import MAX_BATCH
 from consumers.errors import Message
 
 __all__ = ["DEFAULT_BATCH", "Inner"]
@@ -45,11 +47,23 @@ class Inner:
         many = getattr(sink, "send_many", None)
         self.send_many: Optional[Callable[[Sequence[Message]], Any]] = (
             many if callable(many) else None)
+        self._batch_given = batch_size is not None
         if batch_size is None:
             batch_size = (_limit(getattr(sink, "bulk_batch", None))
                           or _limit(getattr(sink, "max_batch", None)) or DEFAULT_BATCH)
         self.batch = batch_size
         self.lock = threading.Lock()
+
+    def batch_now(self) -> int:
+        """Messages for the next hand-over: fuller (the service's 2,000) while the
+        destination is rate limited or slow, unless ``batch_size`` was given."""
+        if not self._batch_given and self.batch < MAX_BATCH and sink_pressed(self.sink):
+            return MAX_BATCH
+        return self.batch
+
+    def pace_stats(self) -> dict[str, int]:
+        """How often and how long the sink's destination held its endpoints."""
+        return pace_stats(self.sink)
 
     def flush(self) -> None:
         flush = getattr(self.sink, "flush", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from consumers._pace import held_until
 from consumers.errors import RefusedError, TransportError
 
 __all__ = ["Outage", "is_transient"]
@@ -22,7 +23,12 @@ def is_transient(error: BaseException) -> bool:
 
 
 class Outage:
-    """Probe schedule: ``interval`` after the first failure, doubling up to ``max_interval``."""
+    """Probe schedule: ``interval`` after the first failure, doubling up to ``max_interval``.
+
+    When the service said how long to wait (``Retry-After``, remembered by the
+    transport's pace), the next probe is at that moment instead: its word,
+    not our guess, and the backoff does not grow.
+    """
 
     def __init__(self, interval: float, max_interval: float) -> None:
         self.interval = interval
@@ -34,14 +40,22 @@ class Outage:
 
     def failed(self, error: BaseException, where: str) -> None:
         self.count += 1
+        now = time.monotonic()
+        until = held_until(error)
+        if until is not None and until <= now:
+            until = None
         if not self.active:
-            logger.warning("destination unavailable (%s); %s, probing every %.3g to %.3g s",
-                           error, where, self.interval, self.max_interval)
+            if until is not None:
+                logger.warning("destination rate limited (%s); %s, trying again in %.3g s "
+                               "as it asked", error, where, until - now)
+            else:
+                logger.warning("destination unavailable (%s); %s, probing every %.3g to "
+                               "%.3g s", error, where, self.interval, self.max_interval)
             self.active = True
             self.backoff = self.interval
-        else:
+        elif until is None:
             self.backoff = min(self.backoff * 2, self.max_interval)
-        self.next_probe = time.monotonic() + self.backoff
+        self.next_probe = now + self.backoff if until is None else until
 
     def probe_failed_quietly(self) -> None:
         """A probe failed without a delivery error being seen: back off anyway."""

@@ -161,7 +161,7 @@ class Worker:
                 self.waiters.extend(markers)
                 self.park(messages)
                 continue
-            messages, markers = queue.take(self.inner.batch)
+            messages, markers = queue.take(self.inner.batch_now())
             self.popped += len(messages)
             self.waiters.extend(markers)
             if messages:

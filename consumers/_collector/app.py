@@ -27,6 +27,7 @@ from consumers._collector.bodies import (
     parse_json,
 )
 from consumers._collector.inspector import Inspector, refusal
+from consumers._collector.ratelimit import RateLimiter
 from consumers._collector.store import Fault, FaultPlan, Store
 from consumers._collector.validation import (
     DISALLOWED_IDS,
@@ -178,6 +179,7 @@ class App:
         self.loads = loads
         self.store = store
         self.faults = faults
+        self.limiter = RateLimiter()
         self.credentials = credentials
         self.on_request = on_request
         self.inspector = Inspector(store, faults)
@@ -189,6 +191,8 @@ class App:
             return self._admin(request)
         route = _ROUTES.get(path.rstrip("/") or "/")
         fault = self.faults.take(path)
+        if fault is None and route is not None:
+            fault = self.limiter.take(path)
         entry: dict[str, Any] = {
             "method": request.method,
             "path": path,
