@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Union
 
 from tracker import _json, _validation
 from tracker._ids import new_insert_id
+from tracker._props import add_properties
 from tracker._updates import ip_text as _ip_text
 from tracker._version import __version__
 from tracker.errors import InvalidInputError, InvalidTypeError
@@ -39,6 +40,14 @@ Sink = Callable[[str, str], Any]
 ErrorHandler = Callable[[BaseException], Any]
 
 _DEFAULT_TRACK_URL = "https://api.mixpanel.com/track"
+#: properties the library sets itself; the caller may give them, and they are then checked
+_RESERVED = frozenset({"time", "$insert_id", "distinct_id", "token"})
+#: below this many characters a message cannot reach the size limit (4 bytes a character)
+_SIZE_CHECK_FROM = _validation.MAX_EVENT_BYTES // 4
+_time_ns = time.time_ns
+_PLACEHOLDERS = _validation.PLACEHOLDER_IDS
+_MAX_ID = _validation.MAX_ID_CHARS
+_MAX_NAME = _validation.MAX_NAME_CHARS
 
 
 def _log_error(error: BaseException) -> None:
@@ -194,42 +203,56 @@ class Tracker:
         time_ms: Optional[int],
         extra: Optional[dict[str, Any]] = None,
     ) -> str:
-        did = _validation.check_distinct_id(distinct_id)
-        name = _validation.check_event_name(event)
+        # the common case inline (a short plain str, not a placeholder); the
+        # checks themselves raise or warn for anything else
+        did = distinct_id
+        if (
+            type(did) is not str
+            or not 0 < len(did) <= _MAX_ID
+            or (len(did) <= 36 and did.strip().lower() in _PLACEHOLDERS)
+        ):
+            did = _validation.check_distinct_id(did)
+        name = event
+        if type(name) is not str or not 0 < len(name) <= _MAX_NAME:
+            name = _validation.check_event_name(name)
         props: dict[str, Any] = {
             "token": self._token,
             "distinct_id": did,
-            "time": time.time_ns() // 1_000_000 if time_ms is None else time_ms,
+            "time": _time_ns() // 1_000_000 if time_ms is None else time_ms,
             "$insert_id": new_insert_id(),
             "mp_lib": LIB_NAME,
             "$lib_version": __version__,
         }
         if extra:
             props.update(extra)
+        check_all = False
         if properties is not None:
-            given = _json.normalize_properties(
-                properties,
-                default=self._default,
-                max_depth=_validation.MAX_DEPTH,
-                max_items=_validation.MAX_ITEMS,
-            )
-            props.update(given)
-            if "time" in given:
-                props["time"] = self._given_time(properties["time"], time_ms)
-            if "$insert_id" in given:
-                _validation.check_insert_id(given["$insert_id"], "properties['$insert_id']")
-            if "distinct_id" in given:
-                props["distinct_id"] = _validation.check_distinct_id(
-                    given["distinct_id"], "properties['distinct_id']"
-                )
-            if "token" in given:
-                _validation.check_token(given["token"], "properties['token']")
+            check_all = add_properties(props, properties, self._default)
+            if not _RESERVED.isdisjoint(properties):
+                self._check_reserved(props, properties, time_ms)
         if ip is not None:
             props["ip"] = _ip_text(ip)
-        _validation.check_event_properties(props)
+        if check_all or len(props) > _validation.MAX_PROPERTIES:
+            _validation.check_event_properties(props)
         message_json = _json.dumps({"event": name, "properties": props})
-        _validation.check_message_size(message_json)
+        if len(message_json) > _SIZE_CHECK_FROM:
+            _validation.check_message_size(message_json)
         return message_json
+
+    def _check_reserved(
+        self, props: dict[str, Any], properties: Mapping[str, Any], time_ms: Optional[int]
+    ) -> None:
+        """The library's own properties, given by the caller: checked, and ``time`` converted."""
+        if "time" in properties:
+            props["time"] = self._given_time(properties["time"], time_ms)
+        if "$insert_id" in properties:
+            _validation.check_insert_id(props["$insert_id"], "properties['$insert_id']")
+        if "distinct_id" in properties:
+            props["distinct_id"] = _validation.check_distinct_id(
+                props["distinct_id"], "properties['distinct_id']"
+            )
+        if "token" in properties:
+            _validation.check_token(props["token"], "properties['token']")
 
     @staticmethod
     def _given_time(value: Any, import_ms: Optional[int]) -> int:

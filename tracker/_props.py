@@ -1,0 +1,83 @@
+"""An event's own properties, checked and copied into its message in one pass.
+
+``add_properties(out, properties, default)`` puts a normalised copy of the
+caller's ``properties`` into ``out`` (the message's properties dict, which
+already holds the library's own).  The result, and every error, is exactly
+that of ``_json.normalize_properties(properties, max_depth=MAX_DEPTH,
+max_items=MAX_ITEMS)`` followed by ``out.update(...)`` and
+``_validation.check_event_properties(out)``: values that are already
+JSON-native (the common case) are copied as they are, and on anything
+unusual (a key that is not a plain non-empty ``str`` of at most 255
+characters, a value that needs converting or is refused) the whole mapping
+goes through that general path, so errors name the same place in the same
+words.  The caller checks the finished properties (count, long names) when
+told to, so that ``ip`` and the like count too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from tracker import _json, _validation
+from tracker._scalars import Bad
+
+__all__ = ["add_properties"]
+
+_MAX_NAME = _validation.MAX_NAME_CHARS
+_MAX_DEPTH = _validation.MAX_DEPTH
+_MAX_ITEMS = _validation.MAX_ITEMS
+_norm = _json._norm
+_PLAIN = frozenset({str, bool, type(None)})
+
+
+def _general(out: dict[str, Any], properties: Any, default: Optional[_json.Default]) -> bool:
+    given = _json.normalize_properties(
+        properties, default=default, max_depth=_MAX_DEPTH, max_items=_MAX_ITEMS
+    )
+    out.update(given)
+    return True
+
+
+def add_properties(
+    out: dict[str, Any], properties: Mapping[str, Any], default: Optional[_json.Default]
+) -> bool:
+    """Copy ``properties``, checked and normalised, into ``out``; raise as the general path.
+
+    True when the general path was taken: then (as whenever ``out`` may hold
+    more than :data:`~tracker._validation.MAX_PROPERTIES` properties) the
+    caller runs ``check_event_properties`` on the finished properties.
+    """
+    if type(properties) is not dict:
+        return _general(out, properties, default)
+    fixed: Optional[dict[str, Any]] = None
+    try:
+        # a check-only pass: plain values are then copied by dict.update, in C
+        for k, v in properties.items():
+            if type(k) is not str or not 0 < len(k) <= _MAX_NAME:
+                raise Bad("")  # refused, or warned about: the general path says which
+            t = type(v)
+            if t in _PLAIN:
+                continue
+            if t is int:
+                if -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
+                    continue
+            elif t is float:
+                # finite, and printed alike by orjson and json (see _scalars.finite_float)
+                if v == 0.0 or 1e-4 <= v < 1e16 or -1e16 < v <= -1e-4:
+                    continue
+            elif t is list and len(v) <= _MAX_ITEMS:
+                for item in v:
+                    if type(item) not in _PLAIN:
+                        break
+                else:
+                    continue  # sent as it is: it is serialised before the call returns
+            if fixed is None:
+                fixed = {}
+            fixed[k] = _norm(v, default, 0, _MAX_DEPTH, _MAX_ITEMS, 0)
+    except Bad:
+        return _general(out, properties, default)
+    out.update(properties)
+    if fixed is not None:
+        out.update(fixed)
+    return False
