@@ -17,17 +17,20 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
 
 from tracker import _json, _validation
 from tracker._ids import new_insert_id
+from tracker._pipeline import Pipeline
 from tracker._props import add_properties
 from tracker._updates import ip_text as _ip_text
 from tracker._version import __version__
+from tracker.context import Binding
 from tracker.errors import InvalidInputError, InvalidTypeError
 from tracker.groups import Groups
 from tracker.people import People
+from tracker.processors import Processor
 
 __all__ = ["LIB_NAME", "ErrorHandler", "Groups", "People", "Sink", "Tracker"]
 
@@ -45,9 +48,14 @@ _RESERVED = frozenset({"time", "$insert_id", "distinct_id", "token"})
 #: below this many characters a message cannot reach the size limit (4 bytes a character)
 _SIZE_CHECK_FROM = _validation.MAX_EVENT_BYTES // 4
 _time_ns = time.time_ns
+_EVENT_TYPES = frozenset({"event", "import"})
 _PLACEHOLDERS = _validation.PLACEHOLDER_IDS
 _MAX_ID = _validation.MAX_ID_CHARS
 _MAX_NAME = _validation.MAX_NAME_CHARS
+
+
+def _discard(message_type: str, message_json: str) -> None:
+    """The sink of a disabled tracker that was given none: nothing is built, nothing sent."""
 
 
 def _log_error(error: BaseException) -> None:
@@ -93,6 +101,13 @@ class Tracker:
     background consumer without an ``on_error`` of its own) finds later;
     ``default(value)`` converts values the JSON encoder does not know (raise
     ``TypeError`` to refuse).
+
+    ``processors=[...]`` shape each message, as a dict, before it is
+    serialised (see :mod:`tracker.processors`); ``context(...)`` binds
+    properties for a block (:mod:`tracker.context`).  ``disabled=True``
+    builds, checks and processes every message as usual but sends nothing
+    (without a sink, no consumer is built either): for tests and local runs.
+    ``stats()`` counts what was not sent.
     """
 
     def __init__(
@@ -105,20 +120,28 @@ class Tracker:
         api_host: Optional[str] = None,
         alias_sink: Optional[Union[Sink, Any]] = None,
         default: Optional[_json.Default] = None,
+        processors: Optional[Iterable[Processor]] = None,
+        disabled: bool = False,
     ) -> None:
         self._token = _validation.check_token(token)
         self._default = default
+        self._pipeline = Pipeline(processors, default)
+        self._steps = self._pipeline.steps
+        self._disabled = bool(disabled)
         self._owned: list[Any] = []
         self._lock = threading.Lock()
         self._alias_send: Optional[Sink] = None
         self._endpoints: Any = None
 
-        if sink is None:
+        self._send: Sink
+        if sink is None and disabled:
+            self._send = self._alias_send = _discard
+        elif sink is None:
             from consumers import Consumer  # the only place the tracker touches IO
 
             consumer = Consumer(region=region, api_host=api_host)
             self._owned.append(consumer)
-            self._send: Sink = consumer.send
+            self._send = consumer.send
             self._endpoints = getattr(consumer, "endpoints", None)
             self._alias_send = consumer.send
         else:
@@ -158,14 +181,45 @@ class Tracker:
     def __repr__(self) -> str:
         return f"Tracker(token={self._token!r}, sink={self._send!r})"
 
+    # -- processors, context, counts ---------------------------------------
+
+    def context(self, distinct_id: Any = None, **properties: Any) -> Binding:
+        """A ``with`` block whose events carry ``properties``; ``None`` ids mean ``distinct_id``.
+
+        Bound to the current thread or asyncio task, nestable; see
+        :mod:`tracker.context` for the exact effect on messages.
+        """
+        binding = self._pipeline.bind(distinct_id, properties)
+        self._steps = self._pipeline.steps
+        return binding
+
+    def stats(self) -> dict[str, int]:
+        """Counts of messages not sent: ``dropped`` by a processor, ``disabled``, ``failed``."""
+        return self._pipeline.stats()
+
     # -- delivery ---------------------------------------------------------
 
-    def _deliver(self, message_type: str, message_json: str, send: Optional[Sink] = None) -> bool:
+    def _emit(
+        self, message_type: str, message: dict[str, Any], send: Optional[Sink] = None
+    ) -> bool:
+        """Run the processors on ``message``, serialise it once and hand it to the sink."""
+        if self._steps:
+            processed = self._pipeline.apply(message_type, message)
+            if processed is None:
+                return True
+            message = processed
+        message_json = _json.dumps(message)
+        if len(message_json) > _SIZE_CHECK_FROM and message_type in _EVENT_TYPES:
+            _validation.check_message_size(message_json)
+        if self._disabled:
+            self._pipeline.count("disabled")
+            return True
         try:
             (send or self._send)(message_type, message_json)
         except Exception as error:
             if not _is_delivery_error(error):
                 raise
+            self._pipeline.count("failed")
             self._on_error(error)
             return False
         return True
@@ -194,7 +248,7 @@ class Tracker:
 
     # -- events -----------------------------------------------------------
 
-    def _event_json(
+    def _event(
         self,
         distinct_id: Any,
         event: Any,
@@ -202,10 +256,12 @@ class Tracker:
         ip: Any,
         time_ms: Optional[int],
         extra: Optional[dict[str, Any]] = None,
-    ) -> str:
+    ) -> dict[str, Any]:
         # the common case inline (a short plain str, not a placeholder); the
         # checks themselves raise or warn for anything else
         did = distinct_id
+        if did is None:
+            did = self._pipeline.context_distinct_id()
         if (
             type(did) is not str
             or not 0 < len(did) <= _MAX_ID
@@ -234,10 +290,7 @@ class Tracker:
             props["ip"] = _ip_text(ip)
         if check_all or len(props) > _validation.MAX_PROPERTIES:
             _validation.check_event_properties(props)
-        message_json = _json.dumps({"event": name, "properties": props})
-        if len(message_json) > _SIZE_CHECK_FROM:
-            _validation.check_message_size(message_json)
-        return message_json
+        return {"event": name, "properties": props}
 
     def _check_reserved(
         self, props: dict[str, Any], properties: Mapping[str, Any], time_ms: Optional[int]
@@ -272,7 +325,7 @@ class Tracker:
         ``time``, ``$insert_id`` and ``distinct_id`` in ``properties`` win over
         the generated ones; ``ip`` is sent as the ``ip`` property (geolocation).
         """
-        return self._deliver("event", self._event_json(distinct_id, event, properties, ip, None))
+        return self._emit("event", self._event(distinct_id, event, properties, ip, None))
 
     def import_event(
         self,
@@ -289,7 +342,7 @@ class Tracker:
         consumer that sends to /import, never to the message.
         """
         ms = _validation.check_import_time(timestamp)
-        return self._deliver("import", self._event_json(distinct_id, event, properties, ip, ms))
+        return self._emit("import", self._event(distinct_id, event, properties, ip, ms))
 
     def alias(self, alias_id: Any, real_id: Any) -> bool:
         """Make ``alias_id`` another name for ``real_id`` (``$create_alias``), sent at once.
@@ -301,17 +354,15 @@ class Tracker:
         real_text = _validation.check_distinct_id(real_id, "real_id")
         if alias_text == real_text:
             raise InvalidInputError(f"alias_id and real_id are both {alias_text!r}")
-        message_json = self._event_json(
-            real_text, "$create_alias", None, None, None, {"alias": alias_text}
-        )
-        return self._deliver("event", message_json, self._alias_sink())
+        message = self._event(real_text, "$create_alias", None, None, None, {"alias": alias_text})
+        return self._emit("event", message, self._alias_sink())
 
     def identify(self, identified_id: Any, anon_id: Any) -> bool:
         """Link an anonymous id to a known user id (``$identify``; Original ID Merge projects)."""
         known = _validation.check_distinct_id(identified_id, "identified_id")
         anon = _validation.check_distinct_id(anon_id, "anon_id")
         extra = {"$identified_id": known, "$anon_id": anon}
-        return self._deliver("event", self._event_json(known, "$identify", None, None, None, extra))
+        return self._emit("event", self._event(known, "$identify", None, None, None, extra))
 
     def merge(self, distinct_id1: Any, distinct_id2: Any) -> bool:
         """Merge two users' identities (``$merge``, type ``"import"``: /import credentials)."""
@@ -319,7 +370,7 @@ class Tracker:
         second = _validation.check_distinct_id(distinct_id2, "distinct_id2")
         now = time.time_ns() // 1_000_000
         extra = {"$distinct_ids": [first, second]}
-        return self._deliver("import", self._event_json(first, "$merge", None, None, now, extra))
+        return self._emit("import", self._event(first, "$merge", None, None, now, extra))
 
     def generate_tracking_url(
         self,

@@ -1,0 +1,88 @@
+"""What a tracker (Mixpanel's or PostHog's) does between building a message and sending it.
+
+A :class:`Pipeline` holds the caller's processors, the tracker's request
+context and the counts ``stats()`` reports.  ``steps`` is the tuple actually
+run: empty when there are no processors and no context was ever entered,
+so that a tracker without them pays one truth test per message.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any, Optional
+
+from tracker import _json, _validation
+from tracker.context import Binding, Context
+from tracker.errors import InvalidInputError
+from tracker.processors import Processor, check_processors, is_checked, run
+
+__all__ = ["Pipeline"]
+
+_EVENTS = frozenset({"event", "import"})
+_WHERE = "message after processors"
+
+
+class Pipeline:
+    """Processors, context and counts of one tracker."""
+
+    def __init__(
+        self, processors: Optional[Iterable[Any]], default: Optional[_json.Default]
+    ) -> None:
+        self.processors = check_processors(processors)
+        self.context = Context(default)
+        self.steps: tuple[Processor, ...] = self.processors
+        self._checked = all(map(is_checked, self.processors))
+        self._default = default
+        self._lock = threading.Lock()
+        self._counts = {"dropped": 0, "disabled": 0, "failed": 0}
+
+    def bind(self, distinct_id: Any, properties: dict[str, Any]) -> Binding:
+        """A context block; from the first one on, the context runs before the processors."""
+        binding = self.context.bind(distinct_id, **properties)
+        if not self.steps or self.steps[0] is not self.context:
+            self.steps = (self.context, *self.processors)
+        return binding
+
+    def context_distinct_id(self) -> Optional[str]:
+        return self.context.distinct_id() if self.steps else None
+
+    def apply(self, message_type: str, message: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """The message after the steps, checked; ``None`` (and counted) when one dropped it."""
+        result = run(self.steps, message_type, message)
+        if result is None:
+            self.count("dropped")
+            return None
+        if not self._checked:
+            result = self._recheck(message_type, result)
+        elif message_type in _EVENTS:
+            props = result.get("properties")
+            if isinstance(props, dict) and len(props) > _validation.MAX_PROPERTIES:
+                _validation.check_event_properties(props, f"{_WHERE}: properties")
+        return result
+
+    def _recheck(self, message_type: str, message: dict[str, Any]) -> dict[str, Any]:
+        """Values a caller's processor added get the checks the call's own values got."""
+        if message_type not in _EVENTS:
+            return _json.normalize_properties(message, _WHERE, default=self._default)
+        if not isinstance(message.get("properties"), dict):
+            raise InvalidInputError(f"{_WHERE}: an event needs its 'properties' dict")
+        # the message is depth 1 and its properties depth 2: MAX_DEPTH below them
+        checked: dict[str, Any] = _json.normalize(
+            message,
+            _WHERE,
+            default=self._default,
+            max_depth=_validation.MAX_DEPTH + 2,
+            max_items=_validation.MAX_ITEMS,
+        )
+        _validation.check_event_properties(checked["properties"], f"{_WHERE}: properties")
+        return checked
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += n
+
+    def stats(self) -> dict[str, int]:
+        """``dropped`` by a processor, not sent because ``disabled``, ``failed`` to deliver."""
+        with self._lock:
+            return dict(self._counts)
