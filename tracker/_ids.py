@@ -15,9 +15,12 @@ from __future__ import annotations
 import os
 import random
 
-__all__ = ["new_insert_id", "new_uuid"]
+__all__ = ["new_insert_id", "new_uuid", "random_bits"]
 
 _random = random.Random(os.urandom(32))
+#: ``random_bits(k)``: k random bits as an int (the generator behind both ids;
+#: reseeded, not replaced, in a forked child, so this stays valid there)
+random_bits = _random.getrandbits
 
 
 def _reseed() -> None:

@@ -22,7 +22,12 @@ from typing import Any, Optional
 from tracker import _json, _validation
 from tracker._scalars import Bad
 
-__all__ = ["add_properties"]
+__all__ = ["GENERAL", "RESERVED", "RESERVED_GIVEN", "add_properties"]
+
+#: properties the library sets itself; the caller may give them, and they are then checked
+RESERVED = frozenset({"time", "$insert_id", "distinct_id", "token"})
+GENERAL = 1
+RESERVED_GIVEN = 2
 
 _MAX_NAME = _validation.MAX_NAME_CHARS
 _MAX_DEPTH = _validation.MAX_DEPTH
@@ -31,40 +36,62 @@ _norm = _json._norm
 _PLAIN = frozenset({str, bool, type(None)})
 
 
-def _general(out: dict[str, Any], properties: Any, default: Optional[_json.Default]) -> bool:
+#: Property names already found to be plain non-empty str of at most 255 characters.
+#: A str subclass equal to one of them passes too, which is harmless: it is sent
+#: as the same text.  Emptied when full, so that it stays small.
+_NAMES: set[str] = set()
+_MAX_NAMES = 4096
+
+
+def _reserved(k: Any) -> bool:
+    """Whether ``k`` is one of the library's own names; raise Bad when not plainly fine."""
+    if type(k) is not str or not 0 < len(k) <= _MAX_NAME:
+        raise Bad("")  # refused, or warned about: the general path says which
+    if k in RESERVED:
+        return True  # never cached: every call giving it must be told
+    if len(_NAMES) >= _MAX_NAMES:
+        _NAMES.clear()
+    _NAMES.add(k)
+    return False
+
+
+def _general(out: dict[str, Any], properties: Any, default: Optional[_json.Default]) -> int:
     given = _json.normalize_properties(
         properties, default=default, max_depth=_MAX_DEPTH, max_items=_MAX_ITEMS
     )
     out.update(given)
-    return True
+    return GENERAL | (RESERVED_GIVEN if not RESERVED.isdisjoint(given) else 0)
 
 
 def add_properties(
     out: dict[str, Any], properties: Mapping[str, Any], default: Optional[_json.Default]
-) -> bool:
+) -> int:
     """Copy ``properties``, checked and normalised, into ``out``; raise as the general path.
 
-    True when the general path was taken: then (as whenever ``out`` may hold
-    more than :data:`~tracker._validation.MAX_PROPERTIES` properties) the
-    caller runs ``check_event_properties`` on the finished properties.
+    Returns flags: :data:`GENERAL` when the general path was taken (then, as
+    whenever ``out`` may hold more than ``MAX_PROPERTIES`` properties, the
+    caller runs ``check_event_properties`` on the finished properties), and
+    :data:`RESERVED_GIVEN` when ``properties`` names one of :data:`RESERVED`.
     """
     if type(properties) is not dict:
         return _general(out, properties, default)
     fixed: Optional[dict[str, Any]] = None
+    names = _NAMES
+    flags = 0
     try:
         # a check-only pass: plain values are then copied by dict.update, in C
         for k, v in properties.items():
-            if type(k) is not str or not 0 < len(k) <= _MAX_NAME:
-                raise Bad("")  # refused, or warned about: the general path says which
+            if k not in names and _reserved(k):
+                flags = RESERVED_GIVEN
             t = type(v)
-            if t in _PLAIN:
+            if t is str or v is None or t is bool:
                 continue
             if t is int:
                 if -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
                     continue
             elif t is float:
                 # finite, and printed alike by orjson and json (see _scalars.finite_float)
-                if v == 0.0 or 1e-4 <= v < 1e16 or -1e16 < v <= -1e-4:
+                if 1e-4 <= v < 1e16 or -1e16 < v <= -1e-4 or v == 0.0:
                     continue
             elif t is list and len(v) <= _MAX_ITEMS:
                 for item in v:
@@ -80,4 +107,4 @@ def add_properties(
     out.update(properties)
     if fixed is not None:
         out.update(fixed)
-    return False
+    return flags

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
 
 from tracker import _json, _validation
-from tracker._ids import new_insert_id
+from tracker._ids import random_bits
 from tracker._pipeline import Pipeline
-from tracker._props import add_properties
+from tracker._props import GENERAL, RESERVED_GIVEN, add_properties
 from tracker._updates import ip_text as _ip_text
 from tracker._version import __version__
 from tracker.context import Binding
@@ -43,8 +43,6 @@ Sink = Callable[[str, str], Any]
 ErrorHandler = Callable[[BaseException], Any]
 
 _DEFAULT_TRACK_URL = "https://api.mixpanel.com/track"
-#: properties the library sets itself; the caller may give them, and they are then checked
-_RESERVED = frozenset({"time", "$insert_id", "distinct_id", "token"})
 #: below this many characters a message cannot reach the size limit (4 bytes a character)
 _SIZE_CHECK_FROM = _validation.MAX_EVENT_BYTES // 4
 _time_ns = time.time_ns
@@ -275,20 +273,21 @@ class Tracker:
             "token": self._token,
             "distinct_id": did,
             "time": _time_ns() // 1_000_000 if time_ms is None else time_ms,
-            "$insert_id": new_insert_id(),
+            # new_insert_id(), inline: this is the hottest line of the library
+            "$insert_id": random_bits(128).to_bytes(16, "big").hex(),
             "mp_lib": LIB_NAME,
             "$lib_version": __version__,
         }
         if extra:
             props.update(extra)
-        check_all = False
+        flags = 0
         if properties is not None:
-            check_all = add_properties(props, properties, self._default)
-            if not _RESERVED.isdisjoint(properties):
+            flags = add_properties(props, properties, self._default)
+            if flags & RESERVED_GIVEN:
                 self._check_reserved(props, properties, time_ms)
         if ip is not None:
             props["ip"] = _ip_text(ip)
-        if check_all or len(props) > _validation.MAX_PROPERTIES:
+        if flags & GENERAL or len(props) > _validation.MAX_PROPERTIES:
             _validation.check_event_properties(props)
         return {"event": name, "properties": props}
 
