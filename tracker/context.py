@@ -25,11 +25,11 @@ from types import TracebackType
 from typing import Any, Optional
 
 from tracker import _json, _validation
-from tracker.processors import properties_of
 
 __all__ = ["Binding", "Context"]
 
 _Frame = tuple[Optional[str], dict[str, Any]]
+_EVENT_TYPES = frozenset({"event", "import", "posthog"})
 
 
 class Binding:
@@ -110,11 +110,11 @@ class Context:
 
     def __call__(self, message_type: str, message: dict[str, Any]) -> dict[str, Any]:
         frame = self._var.get()
-        if frame is None or not frame[1]:
+        if frame is None or not frame[1] or message_type not in _EVENT_TYPES:
             return message
-        props = properties_of(message_type, message)
-        if props is not None:
+        props = message.get("properties")
+        if type(props) is dict:
             for k, v in frame[1].items():
-                if k not in props:
+                if k not in props:  # the call's own properties (and the library's) win
                     props[k] = v
         return message

@@ -32,9 +32,11 @@ from tracker import _json, _validation
 from tracker.errors import InvalidTypeError
 
 __all__ = [
+    "EVENT_TYPES",
     "IDENTITY_EVENTS",
     "Processor",
     "SuperProperties",
+    "bad_result",
     "check_processors",
     "compose",
     "is_checked",
@@ -50,7 +52,8 @@ IDENTITY_EVENTS = frozenset(
     {"$create_alias", "$identify", "$merge", "$set", "$set_once", "$groupidentify"}
 )
 
-_EVENT_TYPES = frozenset({"event", "import", "posthog"})
+#: The message types whose messages carry event properties (profile and group updates do not).
+EVENT_TYPES = frozenset({"event", "import", "posthog"})
 
 
 def properties_of(message_type: str, message: dict[str, Any]) -> Optional[dict[str, Any]]:
@@ -59,7 +62,7 @@ def properties_of(message_type: str, message: dict[str, Any]) -> Optional[dict[s
     Mixpanel events and imports, and every PostHog message, keep them under
     ``"properties"``.
     """
-    if message_type in _EVENT_TYPES:
+    if message_type in EVENT_TYPES:
         props = message.get("properties")
         if type(props) is dict:
             return props
@@ -98,12 +101,17 @@ def run(
         if result is None:
             return None
         if type(result) is not dict:
-            raise InvalidTypeError(
-                f"processor {_name(processor)} returned {type(result).__name__}; "
-                "a processor returns the message (a dict) or None to drop it"
-            )
+            raise bad_result(processor, result)
         message = result
     return message
+
+
+def bad_result(processor: Any, result: Any) -> InvalidTypeError:
+    """The error for a processor that returned neither a dict nor None."""
+    return InvalidTypeError(
+        f"processor {_name(processor)} returned {type(result).__name__}; "
+        "a processor returns the message (a dict) or None to drop it"
+    )
 
 
 def compose(*processors: Processor) -> Processor:
@@ -155,12 +163,12 @@ class SuperProperties:
         )
         self._dynamic = tuple((k, v) for k, v in properties.items() if callable(v))
         _json.normalize_properties(dict.fromkeys(k for k, _ in self._dynamic), "super properties")
-        self._override = override
+        self.override = override
         self._default = default
 
     def __repr__(self) -> str:
         names = sorted([*self._static, *(k for k, _ in self._dynamic)])
-        return f"SuperProperties({names!r}, override={self._override})"
+        return f"SuperProperties({names!r}, override={self.override})"
 
     def values(self) -> dict[str, Any]:
         """The properties for one message: the static ones and each callable's result, checked."""
@@ -175,16 +183,17 @@ class SuperProperties:
         return out
 
     def __call__(self, message_type: str, message: dict[str, Any]) -> dict[str, Any]:
-        props = properties_of(message_type, message)
-        if props is None:
+        if message_type not in EVENT_TYPES:
             return message
-        values = self.values()
-        if self._override:
-            for k, v in values.items():
+        props = message.get("properties")
+        if type(props) is not dict:
+            return message
+        if self.override:
+            for k, v in self.values().items():
                 if k not in _OWN:
                     props[k] = v
         else:
-            for k, v in values.items():
+            for k, v in self.values().items():
                 if k not in props:
                     props[k] = v
         return message

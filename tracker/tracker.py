@@ -47,8 +47,9 @@ _DEFAULT_TRACK_URL = "https://api.mixpanel.com/track"
 _SIZE_CHECK_FROM = _validation.MAX_EVENT_BYTES // 4
 _time_ns = time.time_ns
 _EVENT_TYPES = frozenset({"event", "import"})
-_PLACEHOLDERS = _validation.PLACEHOLDER_IDS
-_MAX_ID = _validation.MAX_ID_CHARS
+#: plain str ids already checked (and not placeholders); emptied when full
+_KNOWN_IDS: set[str] = set()
+_MAX_KNOWN_IDS = 4096
 _MAX_NAME = _validation.MAX_NAME_CHARS
 
 
@@ -124,7 +125,8 @@ class Tracker:
         self._token = _validation.check_token(token)
         self._default = default
         self._pipeline = Pipeline(processors, default)
-        self._steps = self._pipeline.steps
+        self._steps = self._pipeline.after_build
+        self._shaping = self._pipeline.shaping
         self._disabled = bool(disabled)
         self._owned: list[Any] = []
         self._lock = threading.Lock()
@@ -188,7 +190,7 @@ class Tracker:
         :mod:`tracker.context` for the exact effect on messages.
         """
         binding = self._pipeline.bind(distinct_id, properties)
-        self._steps = self._pipeline.steps
+        self._shaping = True
         return binding
 
     def stats(self) -> dict[str, int]:
@@ -202,7 +204,7 @@ class Tracker:
     ) -> bool:
         """Run the processors on ``message``, serialise it once and hand it to the sink."""
         if self._steps:
-            processed = self._pipeline.apply(message_type, message)
+            processed = self._pipeline.apply(self._steps, message_type, message)
             if processed is None:
                 return True
             message = processed
@@ -255,17 +257,9 @@ class Tracker:
         time_ms: Optional[int],
         extra: Optional[dict[str, Any]] = None,
     ) -> dict[str, Any]:
-        # the common case inline (a short plain str, not a placeholder); the
-        # checks themselves raise or warn for anything else
         did = distinct_id
-        if did is None:
-            did = self._pipeline.context_distinct_id()
-        if (
-            type(did) is not str
-            or not 0 < len(did) <= _MAX_ID
-            or (len(did) <= 36 and did.strip().lower() in _PLACEHOLDERS)
-        ):
-            did = _validation.check_distinct_id(did)
+        if type(did) is not str or did not in _KNOWN_IDS:
+            did = self._checked_id(did)
         name = event
         if type(name) is not str or not 0 < len(name) <= _MAX_NAME:
             name = _validation.check_event_name(name)
@@ -278,6 +272,10 @@ class Tracker:
             "mp_lib": LIB_NAME,
             "$lib_version": __version__,
         }
+        if self._shaping:  # super properties and context, below the library's own
+            base = self._pipeline.base()
+            if base:
+                props = {**base, **props}
         if extra:
             props.update(extra)
         flags = 0
@@ -290,6 +288,19 @@ class Tracker:
         if flags & GENERAL or len(props) > _validation.MAX_PROPERTIES:
             _validation.check_event_properties(props)
         return {"event": name, "properties": props}
+
+    def _checked_id(self, distinct_id: Any) -> str:
+        """A call's ``distinct_id`` checked (``None``: the context's), remembered when plain."""
+        if distinct_id is None:
+            distinct_id = self._pipeline.context_distinct_id()
+        did = _validation.check_distinct_id(distinct_id)
+        if type(distinct_id) is str and not (
+            len(did) <= 36 and did.strip().lower() in _validation.PLACEHOLDER_IDS
+        ):  # placeholders are never remembered: each call with one is warned
+            if len(_KNOWN_IDS) >= _MAX_KNOWN_IDS:
+                _KNOWN_IDS.clear()
+            _KNOWN_IDS.add(did)
+        return did
 
     def _check_reserved(
         self, props: dict[str, Any], properties: Mapping[str, Any], time_ms: Optional[int]
