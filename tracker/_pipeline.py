@@ -58,6 +58,10 @@ class Pipeline:
         self.after_build: tuple[Processor, ...] = self.processors[head:]
         self.steps: tuple[Processor, ...] = self.processors
         self.shaping = bool(self._head)
+        self._dynamic_head = any(p.has_callables for p in self._head)
+        self._static_base: dict[str, Any] = {}
+        for p in self._head:
+            self._static_base.update(p.values())
         self._context_on = False
         self._checked = all(map(is_checked, self.processors))
         self._default = default
@@ -77,13 +81,15 @@ class Pipeline:
 
     def base(self) -> dict[str, Any]:
         """An event's first properties: the head super properties', then the context's on top."""
-        out: dict[str, Any] = {}
-        for processor in self._head:
-            out.update(processor.values())
+        out = self._static_base  # never changed: the caller merges it into a new dict
+        if self._dynamic_head:
+            out = {}
+            for processor in self._head:
+                out.update(processor.values())
         if self._context_on:
             frame = self.context._var.get()
-            if frame is not None:
-                out.update(frame[1])
+            if frame is not None and frame[1]:
+                out = {**out, **frame[1]}
         return out
 
     def apply(

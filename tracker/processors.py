@@ -162,6 +162,7 @@ class SuperProperties:
             static, "super properties", default=default, max_depth=_DEPTH, max_items=_ITEMS
         )
         self._dynamic = tuple((k, v) for k, v in properties.items() if callable(v))
+        self.has_callables = bool(self._dynamic)
         _json.normalize_properties(dict.fromkeys(k for k, _ in self._dynamic), "super properties")
         self.override = override
         self._default = default
