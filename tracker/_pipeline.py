@@ -60,8 +60,9 @@ class Pipeline:
         self.shaping = bool(self._head)
         self._dynamic_head = any(p.has_callables for p in self._head)
         self._static_base: dict[str, Any] = {}
-        for p in self._head:
-            self._static_base.update(p.values())
+        if not self._dynamic_head:
+            for p in self._head:
+                self._static_base.update(p.values())
         self._context_on = False
         self._checked = all(map(is_checked, self.processors))
         self._default = default
