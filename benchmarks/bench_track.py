@@ -1,4 +1,4 @@
-"""Cost of building one message: ``Tracker.track`` and ``Client.capture`` beside two floors and peers.
+"""Cost of building one message: ``Tracker.track`` and ``Client.capture``, floors and peers.
 
 Floors (the least any tracker can do):
 

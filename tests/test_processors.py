@@ -84,7 +84,7 @@ def test_a_processor_returning_something_else_is_named(collector: Any) -> None:
         return json.dumps(message)
 
     with tracker_for(collector, wrong) as tracker:
-        with pytest.raises(InvalidTypeError, match="processor .*wrong returned str"):
+        with pytest.raises(InvalidTypeError, match=r"processor .*wrong returned str"):
             tracker.track("u1", "E")
     assert collector.requests() == []
 
