@@ -51,6 +51,21 @@ def _message(
     }
 
 
+def _person(
+    kind: str, event: str, operation: str, distinct_id: str, person: dict[str, Any],
+    timestamp: str, uuid: str, geoip_disable: bool,
+) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "event": event,
+        "distinct_id": distinct_id,
+        operation: person,
+        "properties": _stamp({operation: person}, geoip_disable),
+        "timestamp": timestamp,
+        "uuid": uuid,
+    }
+
+
 def capture_message(
     distinct_id: str, event: str, props: dict[str, Any], groups: Optional[dict[str, str]],
     timestamp: str, uuid: str, geoip_disable: bool,
@@ -65,10 +80,8 @@ def identify_message(
     distinct_id: str, person: dict[str, Any], timestamp: str, uuid: str, geoip_disable: bool,
 ) -> dict[str, Any]:
     """``$identify`` with ``person`` as ``$set``."""
-    message = _message("identify", "$identify", distinct_id, {"$set": person},
-                       timestamp, uuid, geoip_disable)
-    message["$set"] = person
-    return message
+    return _person("identify", "$identify", "$set", distinct_id, person,
+                   timestamp, uuid, geoip_disable)
 
 
 def person_message(
@@ -76,10 +89,8 @@ def person_message(
     timestamp: str, uuid: str, geoip_disable: bool,
 ) -> dict[str, Any]:
     """``$set`` or ``$set_once`` (``operation``): person properties without an identify."""
-    message = _message("capture", operation, distinct_id, {operation: person},
-                       timestamp, uuid, geoip_disable)
-    message[operation] = person
-    return message
+    return _person("capture", operation, operation, distinct_id, person,
+                   timestamp, uuid, geoip_disable)
 
 
 def alias_message(
