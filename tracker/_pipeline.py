@@ -33,12 +33,13 @@ class Pipeline:
     """Processors, context and counts of one tracker.
 
     ``steps`` run on every message once it is built.  A builder that calls
-    :meth:`base` for an event's first properties (the Mixpanel tracker does)
+    :meth:`start` for an event's first properties (the Mixpanel tracker does)
     runs only ``after_build``: the context and the :class:`SuperProperties`
     at the head of the list are then applied as the properties are built
+    (:meth:`start`)
     (below the library's own and the call's), which is exactly what running
     them first would do, at a fraction of the cost.  ``shaping`` tells such a
-    builder whether :meth:`base` has anything to give.
+    builder whether :meth:`start` has anything to add.
     """
 
     def __init__(
@@ -80,18 +81,18 @@ class Pipeline:
     def context_distinct_id(self) -> Optional[str]:
         return self.context.distinct_id() if self._context_on else None
 
-    def base(self) -> dict[str, Any]:
-        """An event's first properties: the head super properties', then the context's on top."""
-        out = self._static_base  # never changed: the caller merges it into a new dict
+    def start(self, own: dict[str, Any]) -> dict[str, Any]:
+        """An event's properties: the head super properties', the context's over them, ``own``
+        (the library's) over both."""
+        supers = self._static_base
         if self._dynamic_head:
-            out = {}
+            supers = {}
             for processor in self._head:
-                out.update(processor.values())
-        if self._context_on:
-            frame = self.context._var.get()
-            if frame is not None and frame[1]:
-                out = {**out, **frame[1]}
-        return out
+                supers.update(processor.values())
+        frame = self.context._var.get() if self._context_on else None
+        if frame is None:
+            return {**supers, **own}
+        return {**supers, **frame[1], **own}
 
     def apply(
         self, steps: tuple[Processor, ...], message_type: str, message: dict[str, Any]
