@@ -18,14 +18,15 @@ scalars = st.one_of(
     st.integers(min_value=-(2**64), max_value=2**64),
     st.floats(allow_nan=True, allow_infinity=True),
     st.decimals(allow_nan=False, places=2, max_value=10**6, min_value=-(10**6)),
-    st.sampled_from([Decimal("NaN"), 1e16, 1e-5, -1e-4, 0.0, -0.0, 1e-4, 9.99e15]),
+    st.sampled_from([Decimal("NaN"), 1e16, 1e-5, -1e-4, 0.0, -0.0, 1e-4, 9.99e15,
+                     2**63 - 1, 2**63, -(2**63), -(2**63) - 1]),
 )
 values = st.recursive(
     scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
                             st.dictionaries(st.text(max_size=3), inner, max_size=3)),
     max_leaves=8,
-)
+) | st.just(["x"] * 256) | st.just(["x"] * 255)
 keys = st.one_of(st.text(max_size=4), st.sampled_from(["", "x" * 256, "plan", "time"]))
 
 
