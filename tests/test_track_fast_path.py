@@ -65,3 +65,20 @@ def test_the_one_pass_path_agrees_with_the_general_one(properties: dict[Any, Any
         got, own = fast(properties)
         expected = general(properties, own)
     assert got == expected  # the same JSON text, or the same error in the same words
+
+
+EDGES = [
+    {"a": 2**63 - 1}, {"a": 2**63}, {"a": -(2**63)}, {"a": -(2**63) - 1}, {"a": 2**64},
+    {"a": 1e16}, {"a": 9.99e15}, {"a": 1e-4}, {"a": 9e-5}, {"a": -1e-4}, {"a": -0.0},
+    {"a": float("nan")}, {"a": float("-inf")}, {"a": ["x"] * 255}, {"a": ["x"] * 256},
+    {"a": ["x", 1]}, {"a": ("x",)}, {"a": {"b": {"c": {"d": 1}}}}, {"": 1}, {"x" * 256: 1},
+    {"a": True, "b": None, "c": "s"}, {"a": "\ud800"}, {"a": Decimal("1.5")},
+]
+
+
+def test_the_one_pass_path_agrees_on_the_edges() -> None:
+    for properties in EDGES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got, own = fast(properties)
+            assert got == general(properties, own), properties
