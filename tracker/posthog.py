@@ -34,7 +34,6 @@ Errors, as in the Ruby library:
 from __future__ import annotations
 
 import datetime as _dt
-import threading
 import uuid as _uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union, overload
@@ -43,17 +42,12 @@ from tracker import _hash_calls, _json, _validation
 from tracker import _posthog_messages as _messages
 from tracker import _posthog_values as _values
 from tracker._pipeline import Pipeline
-from tracker._posthog_errors import (
-    NO_RESPONSE,
-    ErrorCallback,
-    ErrorReporter,
-    ReportOutages,
-)
+from tracker._posthog_delivery import MAX_MESSAGE_BYTES, Delivery, MessageTooLargeError
+from tracker._posthog_errors import NO_RESPONSE, ErrorCallback, ErrorReporter
 from tracker._posthog_messages import LIB_NAME
 from tracker.context import Binding
 from tracker.errors import InvalidInputError
 from tracker.processors import Processor
-from tracker.tracker import _is_delivery_error, _sink_callable
 
 __all__ = [
     "LIB_NAME",
@@ -64,31 +58,9 @@ __all__ = [
     "MessageTooLargeError",
 ]
 
-#: The largest message (JSON, UTF-8 bytes) posthog-python sends, and so this client
-#: (900 KiB; PostHog's ingestion refuses request bodies over 20 MiB).
-MAX_MESSAGE_BYTES = 900 * 1024
-
 Sink = Callable[[str, str], Any]
 When = Optional[Union[_dt.datetime, str]]
 Uuid = Optional[Union[str, _uuid.UUID]]
-
-_TYPE = "posthog"
-
-
-class MessageTooLargeError(InvalidInputError):
-    """A message's JSON is larger than PostHog accepts; it was not sent.
-
-    ``size`` is its size in bytes (UTF-8), ``limit`` the largest size accepted.
-    """
-
-    def __init__(self, message: str, *, size: int, limit: int) -> None:
-        super().__init__(message)
-        self.size = size
-        self.limit = limit
-
-
-def _discard(message_type: str, message_json: str) -> None:
-    """The sink of a disabled client that was given none."""
 
 
 class Client:
@@ -138,25 +110,11 @@ class Client:
         if host is not None and api_host is not None:
             raise InvalidInputError("give host= or api_host= (the same thing), not both")
         host = host if host is not None else api_host
-        self._errors = ErrorReporter(on_error)
         self._default = default
         self._geoip_disable = bool(disable_geoip)
         self._pipeline = Pipeline(processors, default)
-        self._disabled = bool(disabled) or not send
-        self._owned: Any = None
-        self._lock = threading.Lock()
-        self._closed = False
-
-        if sink is None and self._disabled:
-            self._sink_obj: Any = _discard
-        elif sink is None:
-            options = dict(consumer_options or {})
-            if historical_migration:
-                options.setdefault("historical_migration", True)
-            self._owned = self._default_sink(host, region, options,
-                                             dict(background_options or {}))
-            self._sink_obj = self._owned
-        else:
+        options = dict(consumer_options or {})
+        if sink is not None:
             if host is not None or region is not None:
                 raise InvalidInputError(
                     "host= and region= configure the default consumer; with a sink, give "
@@ -168,42 +126,19 @@ class Client:
                     "configure the default consumer; with a sink, configure the consumer "
                     "you pass (PostHogConsumer(..., historical_migration=True))"
                 )
-            self._sink_obj = sink
-        self._send: Sink = _sink_callable(self._sink_obj, "sink")
-
-    def _default_sink(
-        self,
-        host: Optional[str],
-        region: Optional[str],
-        consumer_options: dict[str, Any],
-        background_options: dict[str, Any],
-    ) -> Any:
-        # the only place the client touches IO
-        from consumers.background import BackgroundConsumer
-        from consumers.posthog import PostHogConsumer
-
-        inner = PostHogConsumer(self._api_key, host, region=region, **consumer_options)
-        background_options.setdefault("on_error", self._background_failed)
-        return BackgroundConsumer(ReportOutages(inner, self._report), **background_options)
+        elif historical_migration:
+            options.setdefault("historical_migration", True)
+        self._delivery = Delivery(
+            self._api_key, self._pipeline, ErrorReporter(on_error), sink=sink,
+            disabled=bool(disabled) or not send, host=host, region=region,
+            consumer_options=options, background_options=dict(background_options or {}),
+        )
+        self._deliver = self._delivery.deliver
 
     def __repr__(self) -> str:
-        return f"Client(api_key={self._api_key!r}, sink={self._sink_obj!r})"
+        return f"Client(api_key={self._api_key!r}, sink={self._delivery.sink!r})"
 
-    # -- errors, context, counts -------------------------------------------
-
-    def _report(self, error: BaseException, count: int, what: str, *,
-                messages: Any = (), kept: bool = False) -> None:
-        self._pipeline.count("failed", count)
-        self._errors.report(error, count, what, messages=messages, kept=kept)
-
-    def _background_failed(self, error: BaseException, messages: list[tuple[str, str]]) -> None:
-        self._report(error, len(messages), "not delivered", messages=messages)
-
-    def _failed(self, error: BaseException, message_json: Optional[str] = None) -> None:
-        messages = getattr(error, "messages", None) or (
-            [(_TYPE, message_json)] if message_json is not None else []
-        )
-        self._report(error, len(messages) or 1, "not delivered", messages=messages)
+    # -- context, counts ---------------------------------------------------
 
     def context(self, distinct_id: Any = None, **properties: Any) -> Binding:
         """A ``with`` block whose messages carry ``properties``; ``None`` ids mean ``distinct_id``.
@@ -216,37 +151,7 @@ class Client:
         """Counts of messages not sent: ``dropped`` by a processor, ``disabled``, ``failed``."""
         return self._pipeline.stats()
 
-    # -- delivery ---------------------------------------------------------
-
-    def _deliver(self, message: dict[str, Any], where: str) -> bool:
-        steps = self._pipeline.steps
-        if steps:
-            processed = self._pipeline.apply(steps, _TYPE, message)
-            if processed is None:
-                return True
-            message = processed
-        message_json = _json.dumps(message)
-        size = len(message_json)
-        if size * 4 > MAX_MESSAGE_BYTES:  # cheap: a character is at most 4 bytes
-            size = len(message_json.encode("utf-8"))
-            if size > MAX_MESSAGE_BYTES:
-                raise MessageTooLargeError(
-                    f"{where}: the message is {size} bytes of JSON; PostHog accepts at most "
-                    f"{MAX_MESSAGE_BYTES} bytes per message; nothing was sent",
-                    size=size,
-                    limit=MAX_MESSAGE_BYTES,
-                )
-        if self._disabled:
-            self._pipeline.count("disabled")
-            return True
-        try:
-            self._send(_TYPE, message_json)
-        except Exception as error:
-            if not _is_delivery_error(error):
-                raise
-            self._failed(error, message_json)
-            return False
-        return True
+    # -- arguments --------------------------------------------------------
 
     def _properties(self, properties: Optional[Mapping[str, Any]],
                     where: str = "properties") -> dict[str, Any]:
@@ -467,31 +372,14 @@ class Client:
         Returns False when ``timeout`` seconds passed first.  A sink without
         ``flush`` has nothing to wait for.
         """
-        flush = getattr(self._sink_obj, "flush", None)
-        if not callable(flush):
-            return True
-        try:
-            result = flush(timeout) if self._owned is not None else flush()
-        except Exception as error:
-            if not _is_delivery_error(error):
-                raise
-            self._failed(error)
-            return False
-        return result is not False
+        return self._delivery.flush(timeout)
 
     def shutdown(self, timeout: Optional[float] = None) -> None:
         """Send what is queued and stop (the client's own consumer is closed).
 
         A sink that was passed in is flushed, not closed: it belongs to the caller.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        if self._owned is not None:
-            self._owned.close(timeout)
-        elif not self._disabled:
-            self.flush()
+        self._delivery.shutdown(timeout)
 
     close = shutdown
 
