@@ -16,8 +16,9 @@ from typing import Any, Callable, Optional
 from tracker import _json
 from tracker._pipeline import Pipeline
 from tracker._posthog_errors import ErrorReporter, ReportOutages
+from tracker._sinks import is_delivery_error as _is_delivery_error
+from tracker._sinks import sink_callable as _sink_callable
 from tracker.errors import InvalidInputError
-from tracker.tracker import _is_delivery_error, _sink_callable
 
 __all__ = ["MAX_MESSAGE_BYTES", "Delivery", "MessageTooLargeError"]
 

@@ -25,8 +25,8 @@ import json
 import logging
 from typing import Any, Callable, Optional
 
+from tracker._sinks import is_delivery_error as _is_delivery_error
 from tracker.errors import InvalidTypeError
-from tracker.tracker import _is_delivery_error
 
 __all__ = [
     "NO_RESPONSE",

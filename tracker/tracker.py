@@ -24,6 +24,14 @@ from tracker import _json, _validation
 from tracker._ids import random_bits
 from tracker._pipeline import Pipeline
 from tracker._props import GENERAL, RESERVED_GIVEN, add_properties
+from tracker._sinks import (
+    ErrorHandler,
+    Sink,
+    discard,
+    is_delivery_error,
+    log_error,
+    sink_callable,
+)
 from tracker._updates import ip_text as _ip_text
 from tracker._version import __version__
 from tracker.context import Binding
@@ -39,8 +47,9 @@ logger = logging.getLogger("tracker")
 #: ``mp_lib`` on every event: Mixpanel's name for the library family.
 LIB_NAME = "python"
 
-Sink = Callable[[str, str], Any]
-ErrorHandler = Callable[[BaseException], Any]
+# the names this module has always had for them
+_discard, _log_error = discard, log_error
+_is_delivery_error, _sink_callable = is_delivery_error, sink_callable
 
 _DEFAULT_TRACK_URL = "https://api.mixpanel.com/track"
 #: below this many characters a message cannot reach the size limit (4 bytes a character)
@@ -53,30 +62,6 @@ _orjson_dumps: Optional[Callable[[Any], bytes]] = _json._orjson.dumps if _json.H
 _KNOWN_IDS: set[str] = set()
 _MAX_KNOWN_IDS = 4096
 _MAX_NAME = _validation.MAX_NAME_CHARS
-
-
-def _discard(message_type: str, message_json: str) -> None:
-    """The sink of a disabled tracker that was given none: nothing is built, nothing sent."""
-
-
-def _log_error(error: BaseException) -> None:
-    logger.error("delivery failed: %s", error)
-
-
-def _is_delivery_error(error: BaseException) -> bool:
-    return any(c.__name__ == "DeliveryError" for c in type(error).__mro__)
-
-
-def _sink_callable(sink: Any, what: str) -> Sink:
-    send = getattr(sink, "send", None)
-    if callable(send):
-        return send  # type: ignore[no-any-return]
-    if callable(sink):
-        return sink  # type: ignore[no-any-return]
-    raise InvalidTypeError(
-        f"{what} must be a callable (type, message_json) or a consumer with .send, "
-        f"got {type(sink).__name__}"
-    )
 
 
 class Tracker:
