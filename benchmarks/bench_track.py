@@ -35,7 +35,6 @@ from typing import Any, Callable
 from _common import PROPS
 
 from tracker import _json
-from tracker import tracker as tracker_module
 from tracker.posthog import Client
 from tracker.processors import SuperProperties
 from tracker.tracker import Tracker
@@ -106,14 +105,12 @@ def ours() -> dict[str, Callable[[], Any]]:
     stdlib = Tracker("TOKEN", noop)
 
     def track_stdlib() -> None:
-        saved, fast = _json.dumps, tracker_module._orjson_dumps
+        saved = _json.dumps
         try:
             _json.dumps = _json.dumps_stdlib  # type: ignore[assignment]
-            tracker_module._orjson_dumps = None
             stdlib.track("user-1234", "Purchase", PROPS)
         finally:
             _json.dumps = saved  # type: ignore[assignment]
-            tracker_module._orjson_dumps = fast
 
     client = Client("phc_key", sink=noop)
     return {

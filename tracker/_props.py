@@ -55,6 +55,15 @@ def _reserved(k: Any) -> bool:
     return False
 
 
+def _check_names(properties: dict[Any, Any]) -> int:
+    """RESERVED_GIVEN when a name is one of the library's own; raise Bad for an unusual one."""
+    flags = 0
+    for k in properties:
+        if _reserved(k):
+            flags = RESERVED_GIVEN
+    return flags
+
+
 def _general(out: dict[str, Any], properties: Any, default: Optional[_json.Default]) -> int:
     given = _json.normalize_properties(
         properties, default=default, max_depth=_MAX_DEPTH, max_items=_MAX_ITEMS
@@ -75,14 +84,13 @@ def add_properties(
     """
     if type(properties) is not dict:
         return _general(out, properties, default)
-    fixed: Optional[dict[str, Any]] = None
-    names = _NAMES
     flags = 0
     try:
-        # a check-only pass: plain values are then copied by dict.update, in C
-        for k, v in properties.items():
-            if k not in names and _reserved(k):
-                flags = RESERVED_GIVEN
+        # names seen before are known good (one set operation, in C); values are
+        # only looked at, and plain ones are then copied by dict.update, in C
+        if not _NAMES.issuperset(properties):
+            flags = _check_names(properties)
+        for v in properties.values():
             t = type(v)
             if t is str or v is None or t is bool:
                 continue
@@ -99,12 +107,13 @@ def add_properties(
                         break
                 else:
                     continue  # sent as it is: it is serialised before the call returns
-            if fixed is None:
-                fixed = {}
-            fixed[k] = _norm(v, default, 0, _MAX_DEPTH, _MAX_ITEMS, 0)
+            # a value to convert or refuse: the others are converted too (a no-op for them)
+            fixed = {k: _norm(v, default, 0, _MAX_DEPTH, _MAX_ITEMS, 0)
+                     for k, v in properties.items() if type(v) not in _PLAIN}
+            out.update(properties)
+            out.update(fixed)
+            return flags
     except Bad:
         return _general(out, properties, default)
     out.update(properties)
-    if fixed is not None:
-        out.update(fixed)
     return flags

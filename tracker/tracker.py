@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 from tracker import _json, _validation
 from tracker._ids import random_bits
@@ -56,8 +56,6 @@ _DEFAULT_TRACK_URL = "https://api.mixpanel.com/track"
 _SIZE_CHECK_FROM = _validation.MAX_EVENT_BYTES // 4
 _time_ns = time.time_ns
 _EVENT_TYPES = frozenset({"event", "import"})
-#: orjson's dumps when installed (see _json.dumps); None to use _json.dumps
-_orjson_dumps: Optional[Callable[[Any], bytes]] = _json._orjson.dumps if _json.HAS_ORJSON else None
 #: plain str ids already checked (and not placeholders); emptied when full
 _KNOWN_IDS: set[str] = set()
 _MAX_KNOWN_IDS = 4096
@@ -195,13 +193,7 @@ class Tracker:
             if processed is None:
                 return True
             message = processed
-        if _orjson_dumps is not None:  # _json.dumps, inline: one call less per message
-            try:
-                message_json = _orjson_dumps(message).decode()
-            except TypeError:  # exponent floats, >64-bit ints, surrogates
-                message_json = _json.dumps_stdlib(message)
-        else:
-            message_json = _json.dumps(message)
+        message_json = _json.dumps(message)
         if len(message_json) > _SIZE_CHECK_FROM and message_type in _EVENT_TYPES:
             _validation.check_message_size(message_json)
         if self._disabled:
