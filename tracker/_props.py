@@ -22,7 +22,14 @@ from typing import Any, Optional
 from tracker import _json, _validation
 from tracker._scalars import Bad
 
-__all__ = ["GENERAL", "RESERVED", "RESERVED_GIVEN", "add_properties"]
+__all__ = [
+    "GENERAL",
+    "KNOWN_NAMES",
+    "RESERVED",
+    "RESERVED_GIVEN",
+    "add_properties",
+    "remember_name",
+]
 
 #: properties the library sets itself; the caller may give them, and they are then checked
 RESERVED = frozenset({"time", "$insert_id", "distinct_id", "token"})
@@ -36,11 +43,22 @@ _norm = _json._norm
 _PLAIN = frozenset({str, bool, type(None)})
 
 
-#: Property names already found to be plain non-empty str of at most 255 characters.
-#: A str subclass equal to one of them passes too, which is harmless: it is sent
-#: as the same text.  Emptied when full, so that it stays small.
-_NAMES: set[str] = set()
+#: Names (of properties, and of events) already found to be plain non-empty str of
+#: at most 255 characters, never one of RESERVED.  A str subclass equal to one of
+#: them passes too, which is harmless: it is sent as the same text.  Emptied when
+#: full, so that it stays small.
+KNOWN_NAMES: set[str] = set()
+_NAMES = KNOWN_NAMES
 _MAX_NAMES = 4096
+
+
+def remember_name(name: str) -> None:
+    """Add a checked plain name (never one of :data:`RESERVED`) to :data:`KNOWN_NAMES`."""
+    if name in RESERVED:
+        return  # never cached: every call giving it as a property must be told
+    if len(_NAMES) >= _MAX_NAMES:
+        _NAMES.clear()
+    _NAMES.add(name)
 
 
 def _reserved(k: Any) -> bool:
@@ -48,10 +66,8 @@ def _reserved(k: Any) -> bool:
     if type(k) is not str or not 0 < len(k) <= _MAX_NAME:
         raise Bad("")  # refused, or warned about: the general path says which
     if k in RESERVED:
-        return True  # never cached: every call giving it must be told
-    if len(_NAMES) >= _MAX_NAMES:
-        _NAMES.clear()
-    _NAMES.add(k)
+        return True
+    remember_name(k)
     return False
 
 

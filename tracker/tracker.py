@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional, Union
 
-from tracker import _json, _validation
+from tracker import _json, _props, _validation
 from tracker._ids import random_bits
 from tracker._pipeline import Pipeline
 from tracker._props import GENERAL, RESERVED_GIVEN, add_properties
@@ -60,6 +60,16 @@ _EVENT_TYPES = frozenset({"event", "import"})
 _KNOWN_IDS: set[str] = set()
 _MAX_KNOWN_IDS = 4096
 _MAX_NAME = _validation.MAX_NAME_CHARS
+#: names known to be plain non-empty str of at most 255 characters (shared with properties)
+_KNOWN_NAMES = _props.KNOWN_NAMES
+
+
+def _checked_name(event: Any) -> str:
+    """An event name checked (it may warn); remembered when plain."""
+    name = _validation.check_event_name(event)
+    if type(event) is str and len(name) <= _MAX_NAME:
+        _props.remember_name(name)
+    return name
 
 
 class Tracker:
@@ -246,8 +256,8 @@ class Tracker:
         if type(did) is not str or did not in _KNOWN_IDS:
             did = self._checked_id(did)
         name = event
-        if type(name) is not str or not 0 < len(name) <= _MAX_NAME:
-            name = _validation.check_event_name(name)
+        if type(name) is not str or name not in _KNOWN_NAMES:
+            name = _checked_name(name)
         props: dict[str, Any] = {
             "token": self._token,
             "distinct_id": did,
