@@ -327,6 +327,7 @@ class Tracker:
 
         ``time``, ``$insert_id`` and ``distinct_id`` in ``properties`` win over
         the generated ones; ``ip`` is sent as the ``ip`` property (geolocation).
+        ``distinct_id`` may be ``None`` inside a ``context(distinct_id=...)``.
         """
         return self._emit("event", self._event(distinct_id, event, properties, ip, None))
 
