@@ -141,3 +141,28 @@ def test_the_posthog_client_has_a_context_too(collector: Any) -> None:
         "timestamp": "2024-05-01T12:00:00.000000+00:00",
         "uuid": "0190b6f1-5c2a-7a4e-9f00-1234567890ab",
     }]
+
+
+def test_posthog_super_properties_and_context_give_one_message_wherever_they_run(
+        collector: Any) -> None:
+    def noop(message_type: str, message: dict[str, Any]) -> dict[str, Any]:
+        return message
+
+    supers = SuperProperties({"service": "billing", "plan": "free", "$lib": "mine"})
+    early = Client("phc_key", collector.url, processors=[supers])
+    late = Client("phc_key", collector.url, processors=[noop, supers])
+    for client in (early, late):
+        with client.context(distinct_id="u1", plan="pro", page="home"):
+            client.capture(None, "E", {"page": "cart"}, uuid="0190b6f1-5c2a-7a4e-9f00-1234567890ab",
+                           timestamp="2024-05-01T12:00:00Z", groups={"company": "acme"})
+            client.identify(None, {"name": "Ann"}, uuid="0190b6f1-5c2a-7a4e-9f00-1234567890ab",
+                            timestamp="2024-05-01T12:00:00Z")
+        client.shutdown()
+    messages = collector.messages("posthog")
+    assert len(messages) == 4
+    assert messages[0] == messages[2] and messages[1] == messages[3]
+    assert messages[0]["properties"] == {
+        "service": "billing", "plan": "pro", "page": "cart", "$groups": {"company": "acme"},
+        "$lib": LIB_NAME, "$lib_version": _version.__version__, "$geoip_disable": True}
+    assert messages[1]["properties"]["service"] == "billing"
+    assert messages[1]["properties"]["plan"] == "pro"

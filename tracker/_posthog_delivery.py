@@ -119,9 +119,13 @@ class Delivery:
 
     # -- messages ------------------------------------------------------------
 
-    def deliver(self, message: dict[str, Any], where: str) -> bool:
-        """Process, serialise, check and send ``message``; False when delivery failed."""
-        steps = self._pipeline.steps
+    def deliver(self, message: dict[str, Any], where: str, started: bool = False) -> bool:
+        """Process, serialise, check and send ``message``; False when delivery failed.
+
+        ``started``: its properties began with ``Pipeline.start`` (the context
+        and the head super properties are in), so only the rest run.
+        """
+        steps = self._pipeline.after_build if started else self._pipeline.steps
         if steps:
             processed = self._pipeline.apply(steps, _TYPE, message)
             if processed is None:

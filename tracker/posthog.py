@@ -213,11 +213,14 @@ class Client:
         did = self._distinct_id(distinct_id)
         name = _validation.check_event_name(event)
         props = self._properties(properties)
+        started = self._pipeline.shaping
+        if started:  # super properties and context, below the call's own
+            props = self._pipeline.start(props)
         message = _messages.capture_message(
             did, name, props, None if groups is None else _values.groups(groups),
             _values.timestamp_text(timestamp), _values.uuid_text(uuid), self._geoip(disable_geoip),
         )
-        return self._deliver(message, "capture")
+        return self._deliver(message, "capture", started)
 
     def identify(
         self,
