@@ -5,9 +5,12 @@ Both clients send to one local collector running as a separate process
 
 * ours: ``Client(key, host=url)``: BackgroundConsumer (queue 10,000, flush
   every 1 s or 100 messages) around PostHogConsumer (gzip on, batches of
-  100 / 500 KB, keep-alive);
+  100 / 5 MiB, messages up to 900 KiB, keep-alive; ``$geoip_disable`` on);
+* ours, shaped: the same with ``processors=[SuperProperties(...)]`` and an
+  active ``client.context(...)``, the cost of the pipeline on the PostHog side;
 * ``posthog``: ``Posthog(key, host=url)``: its queue of 10,000, one consumer
-  thread, flush_at=100, flush_interval=5 s, gzip off.
+  thread, flush_at=100, flush_interval=5 s, gzip off (``disable_geoip`` on,
+  as ours).
 
 Two numbers per client and round:
 
@@ -30,8 +33,11 @@ from typing import Any, Callable
 from _common import PROPS, CollectorProcess
 
 from tracker.posthog import Client
+from tracker.processors import SuperProperties
 
 KEY = "phc_benchmark_project_key"
+
+
 def wait_for(collector: CollectorProcess, count: int, timeout: float = 120.0) -> bool:
     deadline = time.monotonic() + timeout
     while len(collector.records("posthog")) < count:
@@ -48,6 +54,21 @@ def ours(url: str) -> tuple[Callable[[int], Any], Callable[[], Any]]:
         return client.capture(f"user-{i % 100}", "Order placed", PROPS)
 
     return capture, client.shutdown
+
+
+def shaped(url: str) -> tuple[Callable[[int], Any], Callable[[], Any]]:
+    client = Client(KEY, url, processors=[SuperProperties({"service": "shop", "build": "2024.05"})])
+    context = client.context(plan="pro", request_id="req-42")
+    context.__enter__()
+
+    def capture(i: int) -> Any:
+        return client.capture(f"user-{i % 100}", "Order placed", PROPS)
+
+    def shutdown() -> None:
+        context.__exit__(None, None, None)
+        client.shutdown()
+
+    return capture, shutdown
 
 
 def theirs(url: str) -> tuple[Callable[[int], Any], Callable[[], Any]]:
@@ -98,7 +119,7 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
     try:
         for _ in range(args.rounds):
-            for name, make in (("ours", ours), ("posthog", theirs)):
+            for name, make in (("ours", ours), ("shaped", shaped), ("posthog", theirs)):
                 costs, rate = one_round(collector, make, args.events)
                 entry = results.setdefault(name, {"median": [], "p99": [], "rate": []})
                 entry["median"].append(statistics.median(costs) / 1000)
@@ -118,6 +139,7 @@ def main() -> None:
         summary[name] = (med, tail, rate)
         print(f"{name:<10}{med:>12.2f}{tail:>12.2f}{rate:>12.0f}")
     (om, op, orate), (pm, pp, prate) = summary["ours"], summary["posthog"]
+    print(f"pipeline cost (shaped - ours), median: {summary['shaped'][0] - om:.2f} us")
     print(f"caller cost ratio ours/posthog: median {om / pm:.2f} (target <= 0.50), "
           f"p99 {op / pp:.2f}")
     print(f"end-to-end ratio ours/posthog: {orate / prate:.2f} (target >= 1.00)")

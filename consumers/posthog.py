@@ -3,9 +3,14 @@
 Messages are buffered and sent as ``{"api_key": K, "batch": [...]}``, the body
 built by joining the message strings as they are (nothing is parsed again).
 A request holds at most ``max_batch`` messages (100) and ``max_batch_bytes``
-bytes (500 KB, before gzip); one message may be at most
-:data:`MAX_MESSAGE_BYTES` (32 KB).  Bodies are gzipped by default and the
-connection is kept alive.
+bytes (5 MiB, before gzip); one message may be at most
+:data:`MAX_MESSAGE_BYTES` (900 KiB): posthog-python's limits, which it
+raised from 32 KB / 500 KB because legitimate events were dropped (PostHog's
+ingestion takes request bodies of up to 20 MiB).  Bodies are gzipped by
+default and the connection is kept alive.  ``historical_migration=True``
+marks every batch as an import of past events (``"historical_migration":
+true`` in the body, as posthog-python sends it), which PostHog ingests apart
+from live traffic.
 
 Hosts: ``"https://us.i.posthog.com"`` by default, ``"eu"`` (or
 ``region="eu"``) for ``https://eu.i.posthog.com``, or any base URL
@@ -63,10 +68,10 @@ POSTHOG_REGIONS = {
     "eu": "https://eu.i.posthog.com",
 }
 DEFAULT_HOST = POSTHOG_REGIONS["us"]
-#: Limits of PostHog's reference clients: messages per request, bytes per request and message.
+#: Limits of posthog-python: messages per request, bytes per request and per message.
 MAX_BATCH = 100
-MAX_BATCH_BYTES = 500_000
-MAX_MESSAGE_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 5 * 1024 * 1024
+MAX_MESSAGE_BYTES = 900 * 1024
 
 #: The statuses PostHog's clients retry: timeouts, rate limits and server errors.
 POSTHOG_RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
@@ -139,6 +144,7 @@ class PostHogConsumer(Closing, ForkAware):
         timeout: Union[float, tuple[float, float]] = (5.0, 15.0),
         verify: bool = True,
         session: Optional[requests.Session] = None,
+        historical_migration: bool = False,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("api_key must be a non-empty str (the project API key)")
@@ -147,7 +153,9 @@ class PostHogConsumer(Closing, ForkAware):
         self.url = posthog_batch_url(host, region=region)
         self.api_key = api_key
         self.max_batch = max_batch
-        self._head = '{"api_key":' + json.dumps(api_key) + ',"batch":['
+        self.historical_migration = bool(historical_migration)
+        migration = '"historical_migration":true,' if historical_migration else ""
+        self._head = '{"api_key":' + json.dumps(api_key) + "," + migration + '"batch":['
         overhead = len(self._head.encode("utf-8")) + len("]}")
         if max_batch_bytes < overhead + MAX_MESSAGE_BYTES:
             raise ValueError(
@@ -173,7 +181,8 @@ class PostHogConsumer(Closing, ForkAware):
 
     def __repr__(self) -> str:
         return (f"PostHogConsumer(url={redact_url(self.url)!r}, max_batch={self.max_batch}, "
-                f"max_batch_bytes={self.max_batch_bytes}, gzip={self.gzip})")
+                f"max_batch_bytes={self.max_batch_bytes}, gzip={self.gzip}"
+                + (", historical_migration=True" if self.historical_migration else "") + ")")
 
     # -- the sink ----------------------------------------------------------------
 
@@ -182,7 +191,7 @@ class PostHogConsumer(Closing, ForkAware):
 
         Raises ``ValueError`` for another message type and
         :class:`~consumers.errors.PayloadTooLargeError` for a message over
-        32 KB (not buffered); a failed batch send raises the delivery errors
+        900 KiB (not buffered); a failed batch send raises the delivery errors
         described in the module docstring.
         """
         if type != _TYPE:

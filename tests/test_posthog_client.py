@@ -25,7 +25,7 @@ from tracker.posthog import (
 U = "0190b6f1-5c2a-7a4e-9f00-1234567890ab"
 WHEN = dt.datetime(2024, 5, 1, 12, 30, 15, 250000, tzinfo=dt.timezone.utc)
 WHEN_TEXT = "2024-05-01T12:30:15.250000+00:00"
-LIB = {"$lib": LIB_NAME, "$lib_version": _version.__version__}
+LIB = {"$lib": LIB_NAME, "$lib_version": _version.__version__, "$geoip_disable": True}
 
 
 class Capture:
@@ -78,7 +78,8 @@ def test_the_message_is_compact_json_in_a_fixed_key_order(client: Client, cap: C
     client.capture("u", "E", timestamp=WHEN, uuid=U)
     assert cap.raw[0][1] == (
         '{"type":"capture","event":"E","distinct_id":"u","properties":{"$lib":"'
-        + LIB_NAME + '","$lib_version":"' + _version.__version__ + '"},"timestamp":"'
+        + LIB_NAME + '","$lib_version":"' + _version.__version__
+        + '","$geoip_disable":true},"timestamp":"'
         + WHEN_TEXT + '","uuid":"' + U + '"}'
     )
 
@@ -221,13 +222,13 @@ def test_the_api_key_must_be_a_non_empty_str(cap: Capture, key: Any) -> None:
         Client(key, sink=cap)
 
 
-def test_a_message_over_32_kb_is_refused_at_the_call_site(client: Client, cap: Capture) -> None:
+def test_a_message_over_900_kib_is_refused_at_the_call_site(client: Client, cap: Capture) -> None:
     client.capture("u", "before")
     with pytest.raises(MessageTooLargeError) as info:
         client.capture("u", "E", {"blob": "x" * MAX_MESSAGE_BYTES})
     error = info.value
     assert isinstance(error, InvalidInputError) and isinstance(error, ValueError)
-    assert error.limit == MAX_MESSAGE_BYTES == 32 * 1024
+    assert error.limit == MAX_MESSAGE_BYTES == 900 * 1024
     assert error.size > MAX_MESSAGE_BYTES
     assert f"{error.size} bytes" in str(error) and "capture" in str(error)
     client.capture("u", "after")
@@ -235,10 +236,10 @@ def test_a_message_over_32_kb_is_refused_at_the_call_site(client: Client, cap: C
 
 
 def test_the_size_limit_counts_utf8_bytes_not_characters(client: Client, cap: Capture) -> None:
-    ok = "é" * 15_000  # 30,000 bytes
+    ok = "é" * 450_000  # 900,000 bytes
     client.capture("u", "E", {"text": ok})
     with pytest.raises(MessageTooLargeError):
-        client.identify("u", {"text": "é" * 9_000})  # twice in the message: over 32 KB
+        client.identify("u", {"text": "é" * 240_000})  # twice in the message: over 900 KiB
     assert len(cap.raw) == 1
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from consumers.errors import PayloadTooLargeError, RefusedError, TransportError
 from consumers.posthog import (
+    MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
     PostHogConsumer,
     posthog_batch_url,
@@ -147,17 +148,20 @@ def test_batches_hold_at_most_100_messages(collector: Any) -> None:
         json.loads(m)["uuid"] for m in raw]
 
 
-def test_batches_hold_at_most_500_kb(collector: Any) -> None:
-    raw = built(60, blob="x" * 20_000)  # about 20 KB each
+def test_batches_hold_at_most_5_mib(collector: Any) -> None:
+    raw = built(60, blob="x" * 200_000)  # about 200 KB each
     consumer = PostHogConsumer(KEY, collector.url, gzip=False)
     for m in raw:
         consumer.send("posthog", m)
     consumer.close()
     sent = batch_requests(collector)
+    assert MAX_BATCH_BYTES == 5 * 1024 * 1024
     assert len(sent) >= 3
-    assert all(r["bytes"] <= 500_000 for r in sent)
+    assert all(r["bytes"] <= MAX_BATCH_BYTES for r in sent)
     assert sum(r["n_records"] for r in sent) == 60
-    assert all(r["n_records"] == 24 for r in sent[:-1])  # as many as fit
+    full = sent[0]["n_records"]
+    assert sent[0]["bytes"] + len(raw[0]) + 1 > MAX_BATCH_BYTES  # as many as fit
+    assert all(r["n_records"] == full for r in sent[:-1])
     assert len(collector.unique("posthog")) == 60
 
 
@@ -189,7 +193,7 @@ def test_gzip_body_is_smaller_and_decodes_to_the_plain_one() -> None:
 # -- refusals and limits -----------------------------------------------------------------
 
 
-def test_a_message_over_32_kb_is_refused_and_nothing_else_is_lost(collector: Any) -> None:
+def test_a_message_over_900_kib_is_refused_and_nothing_else_is_lost(collector: Any) -> None:
     small = built(2)
     # built by hand: the facade itself refuses to build it
     big = ('{"type":"capture","event":"E","distinct_id":"u","properties":{"blob":"'

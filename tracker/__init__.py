@@ -26,6 +26,9 @@ _EXPORTS = {
     "TrackingWarning": "errors",
     "PlaceholderIdWarning": "errors",
     "register_encoder": "_json",
+    "SuperProperties": "processors",
+    "Sample": "sampling",
+    "Scrub": "scrub",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -41,6 +44,9 @@ if TYPE_CHECKING:
     from tracker.errors import TrackingWarning as TrackingWarning
     from tracker.groups import Groups as Groups
     from tracker.people import People as People
+    from tracker.processors import SuperProperties as SuperProperties
+    from tracker.sampling import Sample as Sample
+    from tracker.scrub import Scrub as Scrub
     from tracker.tracker import Tracker as Tracker
 else:
     # Hidden from type checkers, so that a misspelt name is an error there

@@ -16,10 +16,12 @@ __all__ = ["KEYS", "keywords"]
 
 #: call -> (the keys its dict may hold, the keys it must hold)
 KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "capture": (("distinct_id", "event", "properties", "timestamp", "uuid", "groups"),
-                ("distinct_id", "event")),
-    "identify": (("distinct_id", "properties", "timestamp", "uuid"), ("distinct_id",)),
-    "alias": (("distinct_id", "alias", "timestamp", "uuid"), ("distinct_id", "alias")),
+    "capture": (("distinct_id", "event", "properties", "timestamp", "uuid", "groups",
+                 "disable_geoip"), ("distinct_id", "event")),
+    "identify": (("distinct_id", "properties", "timestamp", "uuid", "disable_geoip"),
+                 ("distinct_id",)),
+    "alias": (("distinct_id", "alias", "timestamp", "uuid", "disable_geoip"),
+              ("distinct_id", "alias")),
 }
 
 

@@ -32,8 +32,8 @@ def build_update(
     ip: Any,
     optional_params: Optional[Mapping[str, Any]],
     default: Optional[_json.Default],
-) -> str:
-    """The JSON of one update: ``head`` (token and ids), ``$time``, ``$ip``, extras, operation.
+) -> dict[str, Any]:
+    """One update message: ``head`` (token and ids), ``$time``, ``$ip``, extras, operation.
 
     ``value`` must already be normalized.  ``optional_params`` (``$ignore_time``,
     ``$ignore_alias``, ``$time``, ...) may not name an operation or an id.
@@ -56,4 +56,4 @@ def build_update(
             )
         message.update(extra)
     message[operation] = value
-    return _json.dumps(message)
+    return message

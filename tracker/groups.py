@@ -50,8 +50,8 @@ class Groups:
             "$group_key": _validation.check_name(group_key, "group_key"),
             "$group_id": _validation.check_group_id(group_id),
         }
-        message_json = build_update(head, operation, value, ip, optional_params, tracker._default)
-        return tracker._deliver("group_update", message_json)
+        message = build_update(head, operation, value, ip, optional_params, tracker._default)
+        return tracker._emit("group_update", message)
 
     def _props(self, properties: Any, operation: str) -> dict[str, Any]:
         return _json.normalize_properties(
@@ -129,4 +129,4 @@ class Groups:
         if "$token" in body:
             _validation.check_token(body["$token"], "message['$token']")
         full.update((k, v) for k, v in body.items() if k not in full or k == "$token")
-        return tracker._deliver("group_update", _json.dumps(full))
+        return tracker._emit("group_update", full)

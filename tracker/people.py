@@ -43,8 +43,8 @@ class People:
             "$token": tracker._token,
             "$distinct_id": _validation.check_distinct_id(distinct_id),
         }
-        message_json = build_update(head, operation, value, ip, optional_params, tracker._default)
-        return tracker._deliver("profile_update", message_json)
+        message = build_update(head, operation, value, ip, optional_params, tracker._default)
+        return tracker._emit("profile_update", message)
 
     def _props(self, properties: Any, operation: str) -> dict[str, Any]:
         return _json.normalize_properties(
@@ -180,4 +180,4 @@ class People:
         if "$token" in body:
             _validation.check_token(body["$token"], "message['$token']")
         full.update((k, v) for k, v in body.items() if k not in full or k == "$token")
-        return tracker._deliver("profile_update", _json.dumps(full))
+        return tracker._emit("profile_update", full)

@@ -7,42 +7,47 @@ hands each message, as ``("posthog", message_json)``, to any sink instead: a
 callable, a ``FileConsumer`` for log-then-replay, or a ``PostHogConsumer``.
 
 Messages are exactly what PostHog's ``/batch/`` endpoint takes as one element
-of ``batch``: ``type``, ``event``, ``distinct_id``, ``properties`` (with
-``$lib`` and ``$lib_version``), ``timestamp`` (ISO-8601, UTC) and ``uuid``.
-The ``uuid`` is fixed when the call is made, so a batch that is sent again
-after a lost answer is deduplicated by the service.  The ``api_key`` is the
-project key: public, it travels in the batch body, never in the messages.
+of ``batch`` (see ``docs/posthog.md``): ``type``, ``event``,
+``distinct_id``, ``properties`` (with ``$lib``, ``$lib_version`` and, by
+default, ``"$geoip_disable": true``, as posthog-python sends from servers,
+so events are not geolocated to the server's address), ``timestamp``
+(ISO-8601, UTC) and ``uuid``.  The ``uuid`` is fixed when the call is made,
+so a batch that is sent again after a lost answer is deduplicated by the
+service.  The ``api_key`` is the project key: public, it travels in the
+batch body, never in the messages.
 
 Errors, as in the Ruby library:
 
 * Bad input (empty ``distinct_id``, NaN in ``properties``, a message over
-  32 KB of JSON, ...) raises :class:`~tracker.errors.InvalidInputError` at
+  900 KiB of JSON, ...) raises :class:`~tracker.errors.InvalidInputError` at
   the call site; nothing is sent.
-* Delivery failures go to ``on_error(status, message)`` and never raise.
-  ``status`` is the HTTP status of the refusal (400, 401, 503, ...), or
-  :data:`NO_RESPONSE` (``-1``) when no HTTP answer came (connection refused,
-  timeout) or the message was dropped before sending (queue full, client
-  shut down).  ``message`` says what failed.  The default handler logs
-  through ``logging`` (logger ``tracker.posthog``): ERROR when messages are
-  lost, WARNING when a batch is kept through an outage to be sent again
-  (once per batch); see ``docs/logging.md``.
+* Delivery failures go to ``on_error`` and never raise: ``on_error(status,
+  message)`` (the Ruby form) or ``on_error(error, batch)`` (posthog-python's),
+  told apart by signature (see :mod:`tracker._posthog_errors`).  ``status``
+  is the HTTP status of the refusal, or :data:`NO_RESPONSE` (``-1``) when no
+  HTTP answer came or the message was dropped before sending.  The default
+  handler logs through ``logging`` (logger ``tracker.posthog``): ERROR when
+  messages are lost, WARNING when a batch is kept through an outage to be
+  sent again (once per batch); see ``docs/logging.md``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import logging
-import re
-import threading
 import uuid as _uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union, overload
 
 from tracker import _hash_calls, _json, _validation
-from tracker._ids import new_uuid
-from tracker._version import __version__
-from tracker.errors import InvalidInputError, InvalidTypeError
-from tracker.tracker import _is_delivery_error, _sink_callable
+from tracker import _posthog_messages as _messages
+from tracker import _posthog_values as _values
+from tracker._pipeline import Pipeline
+from tracker._posthog_delivery import MAX_MESSAGE_BYTES, Delivery, MessageTooLargeError
+from tracker._posthog_errors import NO_RESPONSE, ErrorCallback, ErrorReporter
+from tracker._posthog_messages import LIB_NAME
+from tracker.context import Binding
+from tracker.errors import InvalidInputError
+from tracker.processors import Processor
 
 __all__ = [
     "LIB_NAME",
@@ -53,180 +58,13 @@ __all__ = [
     "MessageTooLargeError",
 ]
 
-logger = logging.getLogger("tracker.posthog")
-
-#: ``$lib`` on every message.
-LIB_NAME = "tracking-toolkit-python"
-#: The largest message (JSON, UTF-8 bytes) PostHog's ingestion takes; the consumer has the same.
-MAX_MESSAGE_BYTES = 32 * 1024
-#: ``status`` given to ``on_error`` when there was no HTTP answer (the Ruby library's value).
-NO_RESPONSE = -1
-
-#: ``on_error(status, message)``
-ErrorCallback = Callable[[int, str], Any]
 Sink = Callable[[str, str], Any]
-
-_TYPE = "posthog"
-_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-_UTC = _dt.timezone.utc
-# Python < 3.11 parses only 3 or 6 fraction digits ("12:30:15.25" fails there).
-_FRACTION = re.compile(r"(?<=:\d\d\.)(\d{1,5})(?!\d)")
-
-
-class MessageTooLargeError(InvalidInputError):
-    """A message's JSON is larger than PostHog accepts; it was not sent.
-
-    ``size`` is its size in bytes (UTF-8), ``limit`` the largest size accepted.
-    """
-
-    def __init__(self, message: str, *, size: int, limit: int) -> None:
-        super().__init__(message)
-        self.size = size
-        self.limit = limit
-
-
-def _status_of(error: BaseException) -> int:
-    status = getattr(error, "status", None)
-    return status if isinstance(status, int) else NO_RESPONSE
-
-
-def _is_transient(error: BaseException) -> bool:
-    """An outage the background queue keeps messages through (the same rule it uses)."""
-    if not _is_delivery_error(error):
-        return False
-    status = getattr(error, "status", None)
-    if not isinstance(status, int):
-        return True  # no HTTP answer
-    return status == 429 or status >= 500
-
-
-def _describe(error: BaseException, count: int, what: str) -> str:
-    return f"{count} PostHog message(s) {what}: {type(error).__name__}: {error}"
-
-
-def _check_api_key(api_key: Any) -> str:
-    if not isinstance(api_key, str):
-        raise InvalidTypeError(f"api_key must be a str, got {type(api_key).__name__}")
-    if not api_key.strip():
-        raise InvalidInputError("api_key must not be empty")
-    return api_key
-
-
-def _timestamp_text(value: Any) -> str:
-    """ISO-8601 in UTC with microseconds: ``2024-05-01T12:00:00.000000+00:00``."""
-    if value is None:
-        return _dt.datetime.now(_UTC).isoformat(timespec="microseconds")
-    if isinstance(value, str):
-        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
-        text = _FRACTION.sub(lambda digits: digits[1].ljust(6, "0"), text)
-        try:
-            value = _dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise InvalidInputError(
-                f"timestamp {value!r:.60} is not an ISO-8601 date and time"
-            ) from None
-    elif not isinstance(value, _dt.datetime):
-        raise InvalidTypeError(
-            f"timestamp must be a datetime or an ISO-8601 str, got {type(value).__name__}"
-        )
-    when: _dt.datetime = value
-    if when.tzinfo is None or when.utcoffset() is None:
-        when = when.replace(tzinfo=_UTC)  # naive: taken to be UTC, as everywhere else
-    return when.astimezone(_UTC).isoformat(timespec="microseconds")
-
-
-def _uuid_text(value: Any) -> str:
-    if value is None:
-        return new_uuid()
-    if isinstance(value, _uuid.UUID):
-        return str(value)
-    if isinstance(value, str) and _UUID_TEXT.fullmatch(value):
-        return value.lower()
-    raise InvalidInputError(f"uuid must be a UUID (or its canonical text), got {value!r:.60}")
-
-
-def _groups(groups: Any) -> dict[str, str]:
-    if not isinstance(groups, Mapping):
-        raise InvalidTypeError(
-            f"groups must be a dict of group type to group key, got {type(groups).__name__}"
-        )
-    return {
-        _validation.check_name(kind, "groups key"): _validation.check_group_id(
-            key, f"groups[{kind!r}]"
-        )
-        for kind, key in groups.items()
-    }
-
-
-class _ReportOutages:
-    """Wraps the default PostHogConsumer: reports a batch that ran out of retries.
-
-    The background queue keeps such a batch (on disk) and sends it again when
-    the host answers, so it is not lost; ``on_error`` still hears about it
-    once per failed batch, with the last status, as the Ruby client reports
-    its final failure: the probes and the shutdown that fail on the same
-    messages again during one outage are not reported again.  Refusals are
-    reported by the queue's own callback.
-    """
-
-    #: hashes of messages already reported in this outage; beyond this many, start again
-    _MAX_TOLD = 100_000
-
-    def __init__(self, inner: Any, report: Callable[..., None]) -> None:
-        self._inner = inner
-        self._report = report
-        self.max_batch: int = inner.max_batch
-        self._told: set[int] = set()
-
-    def _outage(self, error: BaseException, messages: Any) -> None:
-        if not _is_transient(error):
-            return
-        if len(self._told) > self._MAX_TOLD:
-            self._told.clear()
-        if messages:
-            fresh = {hash(m) for m in messages} - self._told
-            count = len(fresh)
-        else:  # no batch named: at most once per outage
-            fresh = {0}
-            count = 0 if 0 in self._told else max(1, self.pending())
-        if count:
-            self._told |= fresh
-            self._report(error, count, "not delivered after the retry budget; kept to send again",
-                         kept=True)
-
-    def send(self, message_type: str, message_json: str) -> None:
-        try:
-            self._inner.send(message_type, message_json)
-        except Exception as error:
-            messages = getattr(error, "messages", None) or [(message_type, message_json)]
-            self._outage(error, messages)
-            raise
-
-    __call__ = send
-
-    def flush(self) -> None:
-        try:
-            self._inner.flush()
-        except Exception as error:
-            self._outage(error, getattr(error, "messages", None))
-            raise
-        self._told.clear()  # delivered: the outage is over
-
-    def pending(self) -> int:
-        return int(self._inner.pending())
-
-    def take_pending(self) -> list[tuple[str, str]]:
-        return list(self._inner.take_pending())
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def __repr__(self) -> str:
-        return repr(self._inner)
+When = Optional[Union[_dt.datetime, str]]
+Uuid = Optional[Union[str, _uuid.UUID]]
 
 
 class Client:
-    """PostHog's server-side client: ``capture``, ``identify``, ``alias``, ``page``.
+    """PostHog's server-side client: ``capture``, ``identify``, ``alias``, ``page``, ...
 
     ``Client(api_key)`` sends to PostHog's US cloud; ``host=`` (alias
     ``api_host=``) names a self-hosted instance or a proxy, ``region="eu"``
@@ -235,12 +73,19 @@ class Client:
     what is left and stops.  ``sink=`` replaces the default delivery with any
     sink (then ``host``/``region`` belong to the consumer you pass).
 
-    ``on_error(status, message)`` hears about every delivery failure (see the
-    module docstring).  ``default(value)`` converts values the JSON encoder
-    does not know.  ``consumer_options`` go to the default ``PostHogConsumer``
-    (``retry=``, ``timeout=``, ``gzip=``, ...), ``background_options`` to its
-    ``BackgroundConsumer`` (``max_queue=``, ``flush_interval=``, ``overflow=``,
-    ``spool=``, ...).
+    ``on_error`` hears about every delivery failure (see the module
+    docstring).  ``default(value)`` converts values the JSON encoder does
+    not know.  ``disable_geoip`` (default True, as posthog-python) adds
+    ``"$geoip_disable": true`` to every message; each call can say otherwise.
+    ``historical_migration=True`` marks the default consumer's batches as an
+    import of past events.  ``processors=[...]`` and ``context(...)`` shape
+    messages as the Mixpanel ``Tracker``'s do (type ``"posthog"``).
+    ``disabled=True`` (or posthog-python's ``send=False``) builds and checks
+    every message but sends nothing and starts no thread.
+    ``consumer_options`` go to the default ``PostHogConsumer`` (``retry=``,
+    ``timeout=``, ``gzip=``, ...), ``background_options`` to its
+    ``BackgroundConsumer`` (``max_queue=``, ``flush_interval=``,
+    ``overflow=``, ``spool=``, ...).
     """
 
     def __init__(
@@ -253,106 +98,72 @@ class Client:
         on_error: Optional[ErrorCallback] = None,
         sink: Optional[Union[Sink, Any]] = None,
         default: Optional[_json.Default] = None,
+        disable_geoip: bool = True,
+        historical_migration: bool = False,
+        processors: Optional[Iterable[Processor]] = None,
+        disabled: bool = False,
+        send: bool = True,
         consumer_options: Optional[Mapping[str, Any]] = None,
         background_options: Optional[Mapping[str, Any]] = None,
     ) -> None:
-        self._api_key = _check_api_key(api_key)
+        self._api_key = _values.api_key(api_key)
         if host is not None and api_host is not None:
             raise InvalidInputError("give host= or api_host= (the same thing), not both")
         host = host if host is not None else api_host
-        if on_error is not None and not callable(on_error):
-            raise InvalidTypeError("on_error must be a callable (status, message)")
-        self._on_error: Optional[ErrorCallback] = on_error  # None: log it
         self._default = default
-        self._owned: Any = None
-        self._lock = threading.Lock()
-        self._closed = False
-
-        if sink is None:
-            self._owned = self._default_sink(
-                host, region, dict(consumer_options or {}), dict(background_options or {})
-            )
-            self._sink_obj: Any = self._owned
-        else:
+        self._geoip_disable = bool(disable_geoip)
+        self._pipeline = Pipeline(processors, default)
+        options = dict(consumer_options or {})
+        if sink is not None:
             if host is not None or region is not None:
                 raise InvalidInputError(
                     "host= and region= configure the default consumer; with a sink, give "
                     "them to the consumer you pass"
                 )
-            if consumer_options or background_options:
+            if consumer_options or background_options or historical_migration:
                 raise InvalidInputError(
-                    "consumer_options= and background_options= configure the default "
-                    "consumer; with a sink, configure the consumer you pass"
+                    "consumer_options=, background_options= and historical_migration= "
+                    "configure the default consumer; with a sink, configure the consumer "
+                    "you pass (PostHogConsumer(..., historical_migration=True))"
                 )
-            self._sink_obj = sink
-        self._send: Sink = _sink_callable(self._sink_obj, "sink")
-
-    def _default_sink(
-        self,
-        host: Optional[str],
-        region: Optional[str],
-        consumer_options: dict[str, Any],
-        background_options: dict[str, Any],
-    ) -> Any:
-        # the only place the client touches IO
-        from consumers.background import BackgroundConsumer
-        from consumers.posthog import PostHogConsumer
-
-        inner = PostHogConsumer(self._api_key, host, region=region, **consumer_options)
-        background_options.setdefault("on_error", self._background_failed)
-        return BackgroundConsumer(_ReportOutages(inner, self._report), **background_options)
+        elif historical_migration:
+            options.setdefault("historical_migration", True)
+        self._delivery = Delivery(
+            self._api_key, self._pipeline, ErrorReporter(on_error), sink=sink,
+            disabled=bool(disabled) or not send, host=host, region=region,
+            consumer_options=options, background_options=dict(background_options or {}),
+        )
+        self._deliver = self._delivery.deliver
 
     def __repr__(self) -> str:
-        return f"Client(api_key={self._api_key!r}, sink={self._sink_obj!r})"
+        return f"Client(api_key={self._api_key!r}, sink={self._delivery.sink!r})"
 
-    # -- errors -----------------------------------------------------------
+    # -- context, counts ---------------------------------------------------
 
-    def _report(self, error: BaseException, count: int, what: str, *, kept: bool = False) -> None:
-        """Tell ``on_error``; by default log: ERROR when lost, WARNING when ``kept`` to resend."""
-        status, text = _status_of(error), _describe(error, count, what)
-        if self._on_error is None:
-            logger.log(logging.WARNING if kept else logging.ERROR,
-                       "delivery failed (status %s): %s", status, text)
-            return
-        try:
-            self._on_error(status, text)
-        except Exception:  # a broken handler must not break delivery
-            logger.exception("on_error raised")
+    def context(self, distinct_id: Any = None, **properties: Any) -> Binding:
+        """A ``with`` block whose messages carry ``properties``; ``None`` ids mean ``distinct_id``.
 
-    def _background_failed(self, error: BaseException, messages: list[tuple[str, str]]) -> None:
-        self._report(error, len(messages), "not delivered")
+        See :mod:`tracker.context`; bound to the current thread or asyncio task.
+        """
+        return self._pipeline.bind(distinct_id, properties)
 
-    # -- delivery ---------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        """Counts of messages not sent: ``dropped`` by a processor, ``disabled``, ``failed``."""
+        return self._pipeline.stats()
 
-    def _deliver(self, message: dict[str, Any], where: str) -> bool:
-        message_json = _json.dumps(message)
-        size = len(message_json)
-        if size * 4 > MAX_MESSAGE_BYTES:  # cheap: a character is at most 4 bytes
-            size = len(message_json.encode("utf-8"))
-            if size > MAX_MESSAGE_BYTES:
-                raise MessageTooLargeError(
-                    f"{where}: the message is {size} bytes of JSON; PostHog accepts at most "
-                    f"{MAX_MESSAGE_BYTES} bytes per message; nothing was sent",
-                    size=size,
-                    limit=MAX_MESSAGE_BYTES,
-                )
-        try:
-            self._send(_TYPE, message_json)
-        except Exception as error:
-            if not _is_delivery_error(error):
-                raise
-            self._report(error, len(getattr(error, "messages", ())) or 1, "not delivered")
-            return False
-        return True
+    # -- arguments --------------------------------------------------------
 
-    def _properties(self, properties: Optional[Mapping[str, Any]]) -> dict[str, Any]:
-        return _json.normalize_properties(properties, default=self._default)
+    def _properties(self, properties: Optional[Mapping[str, Any]],
+                    where: str = "properties") -> dict[str, Any]:
+        return _json.normalize_properties(properties, where, default=self._default)
 
-    @staticmethod
-    def _stamp(props: dict[str, Any]) -> dict[str, Any]:
-        props["$lib"] = LIB_NAME
-        props["$lib_version"] = __version__
-        return props
+    def _distinct_id(self, distinct_id: Any) -> str:
+        if distinct_id is None:
+            distinct_id = self._pipeline.context_distinct_id()
+        return _validation.check_distinct_id(distinct_id)
+
+    def _geoip(self, disable_geoip: Optional[bool]) -> bool:
+        return self._geoip_disable if disable_geoip is None else bool(disable_geoip)
 
     # -- calls ------------------------------------------------------------
 
@@ -365,9 +176,11 @@ class Client:
         distinct_id: Any,
         event: str,
         properties: Optional[Mapping[str, Any]] = None,
-        timestamp: Optional[Union[_dt.datetime, str]] = None,
-        uuid: Optional[Union[str, _uuid.UUID]] = None,
+        timestamp: When = None,
+        uuid: Uuid = None,
         groups: Optional[Mapping[str, Any]] = None,
+        *,
+        disable_geoip: Optional[bool] = None,
     ) -> bool: ...
 
     def capture(
@@ -375,9 +188,11 @@ class Client:
         distinct_id: Any,
         event: Optional[str] = None,
         properties: Optional[Mapping[str, Any]] = None,
-        timestamp: Optional[Union[_dt.datetime, str]] = None,
-        uuid: Optional[Union[str, _uuid.UUID]] = None,
+        timestamp: When = None,
+        uuid: Uuid = None,
         groups: Optional[Mapping[str, Any]] = None,
+        *,
+        disable_geoip: Optional[bool] = None,
     ) -> bool:
         """Record that ``distinct_id`` did ``event``; ``properties`` describe it.
 
@@ -385,6 +200,8 @@ class Client:
         UTC; default now).  ``uuid``: the event's id (default a new uuid4);
         PostHog drops a second event with the same one.  ``groups``
         (``{"company": "acme"}``) is sent as the ``$groups`` property.
+        ``disable_geoip`` overrides the client's setting for this event.
+        ``distinct_id`` may be ``None`` inside a ``context(distinct_id=...)``.
         Returns False when delivery failed (reported to ``on_error``).
 
         The Ruby client's one-dict form works too:
@@ -392,50 +209,103 @@ class Client:
         """
         if event is None and isinstance(distinct_id, Mapping):
             return self.capture(**_hash_calls.keywords(
-                "capture", distinct_id, properties, timestamp, uuid, groups))
-        did = _validation.check_distinct_id(distinct_id)
+                "capture", distinct_id, properties, timestamp, uuid, groups, disable_geoip))
+        did = self._distinct_id(distinct_id)
         name = _validation.check_event_name(event)
         props = self._properties(properties)
-        if groups is not None:
-            props["$groups"] = _groups(groups)
-        message = {
-            "type": "capture",
-            "event": name,
-            "distinct_id": did,
-            "properties": self._stamp(props),
-            "timestamp": _timestamp_text(timestamp),
-            "uuid": _uuid_text(uuid),
-        }
-        return self._deliver(message, "capture")
+        started = self._pipeline.shaping
+        if started:  # super properties and context, below the call's own
+            props = self._pipeline.start(props)
+        message = _messages.capture_message(
+            did, name, props, None if groups is None else _values.groups(groups),
+            _values.timestamp_text(timestamp), _values.uuid_text(uuid), self._geoip(disable_geoip),
+        )
+        return self._deliver(message, "capture", started)
 
     def identify(
         self,
         distinct_id: Any,
         properties: Optional[Mapping[str, Any]] = None,
-        timestamp: Optional[Union[_dt.datetime, str]] = None,
-        uuid: Optional[Union[str, _uuid.UUID]] = None,
+        timestamp: When = None,
+        uuid: Uuid = None,
+        *,
+        disable_geoip: Optional[bool] = None,
     ) -> bool:
         """Set person properties on ``distinct_id`` (an ``$identify`` event with ``$set``).
 
-        ``$set`` is sent both at the top of the message and inside
-        ``properties``, where PostHog's ingestion looks for it.  The Ruby
-        form ``identify({"distinct_id": ..., "properties": {...}})`` works too.
+        The Ruby form ``identify({"distinct_id": ..., "properties": {...}})`` works too.
         """
         if type(distinct_id) is not str and isinstance(distinct_id, Mapping):
             return self.identify(**_hash_calls.keywords(
-                "identify", distinct_id, properties, timestamp, uuid))
-        did = _validation.check_distinct_id(distinct_id)
-        person = self._properties(properties)
-        message = {
-            "type": "identify",
-            "event": "$identify",
-            "distinct_id": did,
-            "$set": person,
-            "properties": self._stamp({"$set": person}),
-            "timestamp": _timestamp_text(timestamp),
-            "uuid": _uuid_text(uuid),
-        }
+                "identify", distinct_id, properties, timestamp, uuid, disable_geoip))
+        did = self._distinct_id(distinct_id)
+        message = _messages.identify_message(
+            did, self._properties(properties), _values.timestamp_text(timestamp),
+            _values.uuid_text(uuid), self._geoip(disable_geoip),
+        )
         return self._deliver(message, "identify")
+
+    def set(
+        self,
+        distinct_id: Any,
+        properties: Mapping[str, Any],
+        timestamp: When = None,
+        uuid: Uuid = None,
+        *,
+        disable_geoip: Optional[bool] = None,
+    ) -> bool:
+        """Set person properties on ``distinct_id`` (a ``$set`` event), replacing earlier values."""
+        return self._person("$set", distinct_id, properties, timestamp, uuid, disable_geoip)
+
+    def set_once(
+        self,
+        distinct_id: Any,
+        properties: Mapping[str, Any],
+        timestamp: When = None,
+        uuid: Uuid = None,
+        *,
+        disable_geoip: Optional[bool] = None,
+    ) -> bool:
+        """Set person properties only where not set yet (a ``$set_once`` event)."""
+        return self._person("$set_once", distinct_id, properties, timestamp, uuid, disable_geoip)
+
+    def _person(self, operation: str, distinct_id: Any, properties: Any, timestamp: When,
+                uuid: Uuid, disable_geoip: Optional[bool]) -> bool:
+        did = self._distinct_id(distinct_id)
+        person = self._properties(properties)
+        if not person:
+            raise InvalidInputError(f"{operation[1:]}(): properties must hold at least one "
+                                    "property (an empty update changes nothing)")
+        message = _messages.person_message(
+            operation, did, person, _values.timestamp_text(timestamp), _values.uuid_text(uuid),
+            self._geoip(disable_geoip),
+        )
+        return self._deliver(message, operation[1:])
+
+    def group_identify(
+        self,
+        group_type: str,
+        group_key: Any,
+        properties: Optional[Mapping[str, Any]] = None,
+        timestamp: When = None,
+        uuid: Uuid = None,
+        *,
+        distinct_id: Any = None,
+        disable_geoip: Optional[bool] = None,
+    ) -> bool:
+        """Set ``properties`` on the group ``group_key`` of ``group_type`` (``$groupidentify``).
+
+        The event's ``distinct_id`` is ``distinct_id`` when given (the user
+        who made the change), else ``$<group_type>_<group_key>``.  Events join
+        the group through ``capture(..., groups={group_type: group_key})``.
+        """
+        kind, key = _values.group_pair(group_type, group_key)
+        did = None if distinct_id is None else _validation.check_distinct_id(distinct_id)
+        message = _messages.group_identify_message(
+            kind, key, self._properties(properties), did, _values.timestamp_text(timestamp),
+            _values.uuid_text(uuid), self._geoip(disable_geoip),
+        )
+        return self._deliver(message, "group_identify")
 
     @overload
     def alias(self, message: Mapping[str, Any], /) -> bool: ...
@@ -445,16 +315,20 @@ class Client:
         self,
         distinct_id: Any,
         alias: Any,
-        timestamp: Optional[Union[_dt.datetime, str]] = None,
-        uuid: Optional[Union[str, _uuid.UUID]] = None,
+        timestamp: When = None,
+        uuid: Uuid = None,
+        *,
+        disable_geoip: Optional[bool] = None,
     ) -> bool: ...
 
     def alias(
         self,
         distinct_id: Any,
         alias: Any = None,
-        timestamp: Optional[Union[_dt.datetime, str]] = None,
-        uuid: Optional[Union[str, _uuid.UUID]] = None,
+        timestamp: When = None,
+        uuid: Uuid = None,
+        *,
+        disable_geoip: Optional[bool] = None,
     ) -> bool:
         """Make ``alias`` another id of the person ``distinct_id`` (``$create_alias``).
 
@@ -463,19 +337,16 @@ class Client:
         form ``alias({"distinct_id": ..., "alias": ...})`` works too.
         """
         if alias is None and isinstance(distinct_id, Mapping):
-            return self.alias(**_hash_calls.keywords("alias", distinct_id, timestamp, uuid))
+            return self.alias(**_hash_calls.keywords(
+                "alias", distinct_id, timestamp, uuid, disable_geoip))
         did = _validation.check_distinct_id(distinct_id)
         other = _validation.check_distinct_id(alias, "alias")
         if other == did:
             raise InvalidInputError(f"distinct_id and alias are both {did!r}")
-        message = {
-            "type": "alias",
-            "event": "$create_alias",
-            "distinct_id": did,
-            "properties": self._stamp({"distinct_id": did, "alias": other}),
-            "timestamp": _timestamp_text(timestamp),
-            "uuid": _uuid_text(uuid),
-        }
+        message = _messages.alias_message(
+            did, other, _values.timestamp_text(timestamp), _values.uuid_text(uuid),
+            self._geoip(disable_geoip),
+        )
         return self._deliver(message, "alias")
 
     def page(
@@ -483,14 +354,18 @@ class Client:
         distinct_id: Any,
         url: str,
         properties: Optional[Mapping[str, Any]] = None,
-        timestamp: Optional[Union[_dt.datetime, str]] = None,
-        uuid: Optional[Union[str, _uuid.UUID]] = None,
+        timestamp: When = None,
+        uuid: Uuid = None,
+        groups: Optional[Mapping[str, Any]] = None,
+        *,
+        disable_geoip: Optional[bool] = None,
     ) -> bool:
         """Record a page view: a ``$pageview`` capture with ``$current_url`` set to ``url``."""
         page_url = _validation.check_name(url, "url")
         props = self._properties(properties)
         props["$current_url"] = page_url
-        return self.capture(distinct_id, "$pageview", props, timestamp, uuid)
+        return self.capture(distinct_id, "$pageview", props, timestamp, uuid, groups,
+                            disable_geoip=disable_geoip)
 
     # -- lifecycle --------------------------------------------------------
 
@@ -500,31 +375,14 @@ class Client:
         Returns False when ``timeout`` seconds passed first.  A sink without
         ``flush`` has nothing to wait for.
         """
-        flush = getattr(self._sink_obj, "flush", None)
-        if not callable(flush):
-            return True
-        try:
-            result = flush(timeout) if self._owned is not None else flush()
-        except Exception as error:
-            if not _is_delivery_error(error):
-                raise
-            self._report(error, len(getattr(error, "messages", ())) or 1, "not delivered")
-            return False
-        return result is not False
+        return self._delivery.flush(timeout)
 
     def shutdown(self, timeout: Optional[float] = None) -> None:
         """Send what is queued and stop (the client's own consumer is closed).
 
         A sink that was passed in is flushed, not closed: it belongs to the caller.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        if self._owned is not None:
-            self._owned.close(timeout)
-        else:
-            self.flush()
+        self._delivery.shutdown(timeout)
 
     close = shutdown
 

@@ -17,16 +17,28 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any, Callable, Optional, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional, Union
 
-from tracker import _json, _validation
-from tracker._ids import new_insert_id
+from tracker import _json, _props, _validation
+from tracker._ids import random_bits
+from tracker._pipeline import Pipeline
+from tracker._props import GENERAL, RESERVED_GIVEN, add_properties
+from tracker._sinks import (
+    ErrorHandler,
+    Sink,
+    discard,
+    is_delivery_error,
+    log_error,
+    sink_callable,
+)
 from tracker._updates import ip_text as _ip_text
 from tracker._version import __version__
+from tracker.context import Binding
 from tracker.errors import InvalidInputError, InvalidTypeError
 from tracker.groups import Groups
 from tracker.people import People
+from tracker.processors import Processor
 
 __all__ = ["LIB_NAME", "ErrorHandler", "Groups", "People", "Sink", "Tracker"]
 
@@ -35,30 +47,29 @@ logger = logging.getLogger("tracker")
 #: ``mp_lib`` on every event: Mixpanel's name for the library family.
 LIB_NAME = "python"
 
-Sink = Callable[[str, str], Any]
-ErrorHandler = Callable[[BaseException], Any]
+# the names this module has always had for them
+_discard, _log_error = discard, log_error
+_is_delivery_error, _sink_callable = is_delivery_error, sink_callable
 
 _DEFAULT_TRACK_URL = "https://api.mixpanel.com/track"
+#: below this many characters a message cannot reach the size limit (4 bytes a character)
+_SIZE_CHECK_FROM = _validation.MAX_EVENT_BYTES // 4
+_time_ns = time.time_ns
+_EVENT_TYPES = frozenset({"event", "import"})
+#: plain str ids already checked (and not placeholders); emptied when full
+_KNOWN_IDS: set[str] = set()
+_MAX_KNOWN_IDS = 4096
+_MAX_NAME = _validation.MAX_NAME_CHARS
+#: names known to be plain non-empty str of at most 255 characters (shared with properties)
+_KNOWN_NAMES = _props.KNOWN_NAMES
 
 
-def _log_error(error: BaseException) -> None:
-    logger.error("delivery failed: %s", error)
-
-
-def _is_delivery_error(error: BaseException) -> bool:
-    return any(c.__name__ == "DeliveryError" for c in type(error).__mro__)
-
-
-def _sink_callable(sink: Any, what: str) -> Sink:
-    send = getattr(sink, "send", None)
-    if callable(send):
-        return send  # type: ignore[no-any-return]
-    if callable(sink):
-        return sink  # type: ignore[no-any-return]
-    raise InvalidTypeError(
-        f"{what} must be a callable (type, message_json) or a consumer with .send, "
-        f"got {type(sink).__name__}"
-    )
+def _checked_name(event: Any) -> str:
+    """An event name checked (it may warn); remembered when plain."""
+    name = _validation.check_event_name(event)
+    if type(event) is str and len(name) <= _MAX_NAME:
+        _props.remember_name(name)
+    return name
 
 
 class Tracker:
@@ -84,6 +95,13 @@ class Tracker:
     background consumer without an ``on_error`` of its own) finds later;
     ``default(value)`` converts values the JSON encoder does not know (raise
     ``TypeError`` to refuse).
+
+    ``processors=[...]`` shape each message, as a dict, before it is
+    serialised (see :mod:`tracker.processors`); ``context(...)`` binds
+    properties for a block (:mod:`tracker.context`).  ``disabled=True``
+    builds, checks and processes every message as usual but sends nothing
+    (without a sink, no consumer is built either): for tests and local runs.
+    ``stats()`` counts what was not sent.
     """
 
     def __init__(
@@ -96,20 +114,29 @@ class Tracker:
         api_host: Optional[str] = None,
         alias_sink: Optional[Union[Sink, Any]] = None,
         default: Optional[_json.Default] = None,
+        processors: Optional[Iterable[Processor]] = None,
+        disabled: bool = False,
     ) -> None:
         self._token = _validation.check_token(token)
         self._default = default
+        self._pipeline = Pipeline(processors, default)
+        self._steps = self._pipeline.after_build
+        self._shaping = self._pipeline.shaping
+        self._disabled = bool(disabled)
         self._owned: list[Any] = []
         self._lock = threading.Lock()
         self._alias_send: Optional[Sink] = None
         self._endpoints: Any = None
 
-        if sink is None:
+        self._send: Sink
+        if sink is None and disabled:
+            self._send = self._alias_send = _discard
+        elif sink is None:
             from consumers import Consumer  # the only place the tracker touches IO
 
             consumer = Consumer(region=region, api_host=api_host)
             self._owned.append(consumer)
-            self._send: Sink = consumer.send
+            self._send = consumer.send
             self._endpoints = getattr(consumer, "endpoints", None)
             self._alias_send = consumer.send
         else:
@@ -149,14 +176,45 @@ class Tracker:
     def __repr__(self) -> str:
         return f"Tracker(token={self._token!r}, sink={self._send!r})"
 
+    # -- processors, context, counts ---------------------------------------
+
+    def context(self, distinct_id: Any = None, **properties: Any) -> Binding:
+        """A ``with`` block whose events carry ``properties``; ``None`` ids mean ``distinct_id``.
+
+        Bound to the current thread or asyncio task, nestable; see
+        :mod:`tracker.context` for the exact effect on messages.
+        """
+        binding = self._pipeline.bind(distinct_id, properties)
+        self._shaping = True
+        return binding
+
+    def stats(self) -> dict[str, int]:
+        """Counts of messages not sent: ``dropped`` by a processor, ``disabled``, ``failed``."""
+        return self._pipeline.stats()
+
     # -- delivery ---------------------------------------------------------
 
-    def _deliver(self, message_type: str, message_json: str, send: Optional[Sink] = None) -> bool:
+    def _emit(
+        self, message_type: str, message: dict[str, Any], send: Optional[Sink] = None
+    ) -> bool:
+        """Run the processors on ``message``, serialise it once and hand it to the sink."""
+        if self._steps:
+            processed = self._pipeline.apply(self._steps, message_type, message)
+            if processed is None:
+                return True
+            message = processed
+        message_json = _json.dumps(message)
+        if len(message_json) > _SIZE_CHECK_FROM and message_type in _EVENT_TYPES:
+            _validation.check_message_size(message_json)
+        if self._disabled:
+            self._pipeline.count("disabled")
+            return True
         try:
             (send or self._send)(message_type, message_json)
         except Exception as error:
             if not _is_delivery_error(error):
                 raise
+            self._pipeline.count("failed")
             self._on_error(error)
             return False
         return True
@@ -185,7 +243,7 @@ class Tracker:
 
     # -- events -----------------------------------------------------------
 
-    def _event_json(
+    def _event(
         self,
         distinct_id: Any,
         event: Any,
@@ -193,43 +251,64 @@ class Tracker:
         ip: Any,
         time_ms: Optional[int],
         extra: Optional[dict[str, Any]] = None,
-    ) -> str:
-        did = _validation.check_distinct_id(distinct_id)
-        name = _validation.check_event_name(event)
+    ) -> dict[str, Any]:
+        did = distinct_id
+        if type(did) is not str or did not in _KNOWN_IDS:
+            did = self._checked_id(did)
+        name = event
+        if type(name) is not str or name not in _KNOWN_NAMES:
+            name = _checked_name(name)
         props: dict[str, Any] = {
             "token": self._token,
             "distinct_id": did,
-            "time": time.time_ns() // 1_000_000 if time_ms is None else time_ms,
-            "$insert_id": new_insert_id(),
+            "time": _time_ns() // 1_000_000 if time_ms is None else time_ms,
+            # new_insert_id(), inline: this is the hottest line of the library
+            "$insert_id": random_bits(128).to_bytes(16, "big").hex(),
             "mp_lib": LIB_NAME,
             "$lib_version": __version__,
         }
+        if self._shaping:  # super properties and context, below the library's own
+            props = self._pipeline.start(props)
         if extra:
             props.update(extra)
+        flags = 0
         if properties is not None:
-            given = _json.normalize_properties(
-                properties,
-                default=self._default,
-                max_depth=_validation.MAX_DEPTH,
-                max_items=_validation.MAX_ITEMS,
-            )
-            props.update(given)
-            if "time" in given:
-                props["time"] = self._given_time(properties["time"], time_ms)
-            if "$insert_id" in given:
-                _validation.check_insert_id(given["$insert_id"], "properties['$insert_id']")
-            if "distinct_id" in given:
-                props["distinct_id"] = _validation.check_distinct_id(
-                    given["distinct_id"], "properties['distinct_id']"
-                )
-            if "token" in given:
-                _validation.check_token(given["token"], "properties['token']")
+            flags = add_properties(props, properties, self._default)
+            if flags & RESERVED_GIVEN:
+                self._check_reserved(props, properties, time_ms)
         if ip is not None:
             props["ip"] = _ip_text(ip)
-        _validation.check_event_properties(props)
-        message_json = _json.dumps({"event": name, "properties": props})
-        _validation.check_message_size(message_json)
-        return message_json
+        if flags & GENERAL or len(props) > _validation.MAX_PROPERTIES:
+            _validation.check_event_properties(props)
+        return {"event": name, "properties": props}
+
+    def _checked_id(self, distinct_id: Any) -> str:
+        """A call's ``distinct_id`` checked (``None``: the context's), remembered when plain."""
+        if distinct_id is None:
+            distinct_id = self._pipeline.context_distinct_id()
+        did = _validation.check_distinct_id(distinct_id)
+        if type(distinct_id) is str and not (
+            len(did) <= 36 and did.strip().lower() in _validation.PLACEHOLDER_IDS
+        ):  # placeholders are never remembered: each call with one is warned
+            if len(_KNOWN_IDS) >= _MAX_KNOWN_IDS:
+                _KNOWN_IDS.clear()
+            _KNOWN_IDS.add(did)
+        return did
+
+    def _check_reserved(
+        self, props: dict[str, Any], properties: Mapping[str, Any], time_ms: Optional[int]
+    ) -> None:
+        """The library's own properties, given by the caller: checked, and ``time`` converted."""
+        if "time" in properties:
+            props["time"] = self._given_time(properties["time"], time_ms)
+        if "$insert_id" in properties:
+            _validation.check_insert_id(props["$insert_id"], "properties['$insert_id']")
+        if "distinct_id" in properties:
+            props["distinct_id"] = _validation.check_distinct_id(
+                props["distinct_id"], "properties['distinct_id']"
+            )
+        if "token" in properties:
+            _validation.check_token(props["token"], "properties['token']")
 
     @staticmethod
     def _given_time(value: Any, import_ms: Optional[int]) -> int:
@@ -248,8 +327,9 @@ class Tracker:
 
         ``time``, ``$insert_id`` and ``distinct_id`` in ``properties`` win over
         the generated ones; ``ip`` is sent as the ``ip`` property (geolocation).
+        ``distinct_id`` may be ``None`` inside a ``context(distinct_id=...)``.
         """
-        return self._deliver("event", self._event_json(distinct_id, event, properties, ip, None))
+        return self._emit("event", self._event(distinct_id, event, properties, ip, None))
 
     def import_event(
         self,
@@ -266,7 +346,7 @@ class Tracker:
         consumer that sends to /import, never to the message.
         """
         ms = _validation.check_import_time(timestamp)
-        return self._deliver("import", self._event_json(distinct_id, event, properties, ip, ms))
+        return self._emit("import", self._event(distinct_id, event, properties, ip, ms))
 
     def alias(self, alias_id: Any, real_id: Any) -> bool:
         """Make ``alias_id`` another name for ``real_id`` (``$create_alias``), sent at once.
@@ -278,17 +358,15 @@ class Tracker:
         real_text = _validation.check_distinct_id(real_id, "real_id")
         if alias_text == real_text:
             raise InvalidInputError(f"alias_id and real_id are both {alias_text!r}")
-        message_json = self._event_json(
-            real_text, "$create_alias", None, None, None, {"alias": alias_text}
-        )
-        return self._deliver("event", message_json, self._alias_sink())
+        message = self._event(real_text, "$create_alias", None, None, None, {"alias": alias_text})
+        return self._emit("event", message, self._alias_sink())
 
     def identify(self, identified_id: Any, anon_id: Any) -> bool:
         """Link an anonymous id to a known user id (``$identify``; Original ID Merge projects)."""
         known = _validation.check_distinct_id(identified_id, "identified_id")
         anon = _validation.check_distinct_id(anon_id, "anon_id")
         extra = {"$identified_id": known, "$anon_id": anon}
-        return self._deliver("event", self._event_json(known, "$identify", None, None, None, extra))
+        return self._emit("event", self._event(known, "$identify", None, None, None, extra))
 
     def merge(self, distinct_id1: Any, distinct_id2: Any) -> bool:
         """Merge two users' identities (``$merge``, type ``"import"``: /import credentials)."""
@@ -296,7 +374,7 @@ class Tracker:
         second = _validation.check_distinct_id(distinct_id2, "distinct_id2")
         now = time.time_ns() // 1_000_000
         extra = {"$distinct_ids": [first, second]}
-        return self._deliver("import", self._event_json(first, "$merge", None, None, now, extra))
+        return self._emit("import", self._event(first, "$merge", None, None, now, extra))
 
     def generate_tracking_url(
         self,

@@ -373,6 +373,8 @@ class App:
                 "API key not found. You must pass your project API key with every request.",
             )
         entry["n_records"] = entry["accepted"] = len(batch)
+        if route == "posthog" and payload.get("historical_migration") is True:  # type: ignore[union-attr]
+            entry["historical_migration"] = True  # an import, kept apart from live events
         self.store.add(route, batch, 0)
         return _json_response(200, {"status": "Ok"} if route == "posthog" else {"success": True})
 
