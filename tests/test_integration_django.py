@@ -29,7 +29,7 @@ PROJECT = """
             "django.contrib.auth.middleware.AuthenticationMiddleware",
             "tracker.integrations.django.TrackingMiddleware",
         ],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}},
         TRACKING={"TOKEN": "django-token", "API_HOST": os.environ["COLLECTOR"],
                   "CONTEXT": "project.request_context"},
         USE_TZ=True,
