@@ -27,7 +27,6 @@ import threading
 from collections.abc import Awaitable, Mapping
 from typing import Any, Callable, Optional, Union
 
-from django.apps import AppConfig
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -35,24 +34,13 @@ from django.utils.module_loading import import_string
 from tracker.integrations._core import Tracking
 from tracker.tracker import Tracker
 
-__all__ = ["TrackingConfig", "TrackingMiddleware", "get_tracking", "tracker"]
+__all__ = ["TrackingMiddleware", "check_settings", "get_tracking", "tracker"]
 
 _lock = threading.Lock()
 _tracking: Optional[Tracking] = None
 
 
-class TrackingConfig(AppConfig):
-    """The ``tracker.integrations.django`` app: checks ``settings.TRACKING`` at start."""
-
-    name = "tracker.integrations.django"
-    label = "tracking"
-    verbose_name = "Tracking"
-
-    def ready(self) -> None:
-        _settings()  # a misconfiguration fails at start, not at the first request
-
-
-def _settings() -> dict[str, Any]:
+def check_settings() -> dict[str, Any]:
     config = getattr(settings, "TRACKING", None)
     if not isinstance(config, Mapping):
         raise ImproperlyConfigured(
@@ -72,7 +60,7 @@ def get_tracking() -> Tracking:
     if _tracking is None:
         with _lock:
             if _tracking is None:
-                config = _settings()
+                config = check_settings()
                 _tracking = Tracking(
                     config["TOKEN"],
                     region=config.get("REGION"),
@@ -94,7 +82,7 @@ def _user_context(user: Any) -> dict[str, Any]:
 
 
 def _custom_context() -> Optional[Callable[[Any], Mapping[str, Any]]]:
-    path = _settings().get("CONTEXT")
+    path = check_settings().get("CONTEXT")
     return None if path is None else import_string(path)  # type: ignore[no-any-return]
 
 
