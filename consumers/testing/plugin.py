@@ -30,6 +30,7 @@ LOCAL_COLLECTOR_ENV = "TRACKING_TOOLKIT_LOCAL_COLLECTOR"
 
 _MARKER = "allow_real_tracking_hosts"
 _GUARD = RealHostGuard()
+_CALL_FAILED = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,6 +54,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _GUARD.uninstall()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+
+
 @pytest.fixture(autouse=True)
 def _tracking_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fails the test for every refused attempt, including those its code swallowed.
@@ -70,7 +79,10 @@ def _tracking_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     finally:
         if allowed and guarding:
             _GUARD.install()
-    _fail_on_attempts()
+    if request.node.stash.get(_CALL_FAILED, False):
+        _GUARD.take()  # the test already failed (on the refusal itself, as a rule)
+    else:
+        _fail_on_attempts()
 
 
 def _fail_on_attempts() -> None:

@@ -83,7 +83,7 @@ def _user_context(user: Any) -> dict[str, Any]:
 
 def _custom_context() -> Optional[Callable[[Any], Mapping[str, Any]]]:
     path = check_settings().get("CONTEXT")
-    return None if path is None else import_string(path)  # type: ignore[no-any-return]
+    return None if path is None else import_string(path)
 
 
 class TrackingMiddleware:
