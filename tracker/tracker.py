@@ -188,6 +188,18 @@ class Tracker:
         self._shaping = True
         return binding
 
+    def current_context(self) -> dict[str, Any]:
+        """The context bound in this thread or task: its properties, and ``distinct_id`` if bound.
+
+        What a task queue carries from the caller into a task, to bind again
+        there with :meth:`context`.
+        """
+        fields = self._pipeline.context.properties()
+        distinct_id = self._pipeline.context.distinct_id()
+        if distinct_id is not None:
+            fields["distinct_id"] = distinct_id
+        return fields
+
     def stats(self) -> dict[str, int]:
         """Counts of messages not sent: ``dropped`` by a processor, ``disabled``, ``failed``."""
         return self._pipeline.stats()
