@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
 from consumers._collector.app import App, Request, Response
+from consumers._collector.idle import IdleFault, reset_socket
 
 __all__ = ["MODES", "AsyncioServer", "FramingError", "ThreadedServer", "answer", "render",
            "render_head"]
@@ -100,13 +101,14 @@ class _Handler(BaseHTTPRequestHandler):
         sock = self.connection
         peer = _peer(self.client_address)
         buffer = b""
+        idle_since = time.monotonic()
         while True:
             end = buffer.find(b"\r\n\r\n")
             while end < 0:
                 if len(buffer) > _MAX_HEAD:
                     sock.sendall(render(Response(431, b"", "text/plain"), True))
                     return
-                chunk = sock.recv(65536)
+                chunk = self._recv_idle(idle_since) if not buffer else sock.recv(65536)
                 if not chunk:
                     return
                 buffer += chunk
@@ -153,6 +155,46 @@ class _Handler(BaseHTTPRequestHandler):
                 sock.sendall(render(response, close))
             if close:
                 return
+            idle_since = time.monotonic()
+
+    def _recv_idle(self, idle_since: float) -> bytes:
+        """The first bytes of the next request; b"" once the idle fault ended the connection."""
+        sock = self.connection
+        idle = self.server.idle
+        eager = idle.eager
+        if eager is not None:
+            sock.settimeout(max(0.001, idle_since + eager - time.monotonic()))
+        try:
+            chunk: bytes = sock.recv(65536)
+        except socket.timeout:
+            self._end_idle(clean=False)
+            return b""
+        finally:
+            if eager is not None and sock.fileno() >= 0:
+                sock.settimeout(None)
+        if chunk and idle.expired(time.monotonic() - idle_since):
+            self._end_idle(clean=True)  # the request is left unread
+            return b""
+        return chunk
+
+    def _end_idle(self, *, clean: bool) -> None:
+        sock = self.connection
+        self.server.idle.counted()
+        if self.server.idle.reset:
+            reset_socket(sock)
+            self.rfile.close()  # the last reference: close() then really closes (RST)
+            sock.close()
+            return
+        if not clean:
+            _abort(sock)
+            return
+        try:  # FIN first, then read and discard until the client gives up
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(2.0)
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -179,8 +221,11 @@ class ThreadedServer(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: App, idle: Optional[IdleFault] = None
+    ) -> None:
         self.app = app
+        self.idle = idle if idle is not None else IdleFault()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
@@ -228,21 +273,54 @@ class _Connection(asyncio.Protocol):
         self._continued = False
         self._transport: Optional[asyncio.Transport] = None
         self._peer = ""
+        self._idle_since = time.monotonic()
+        self._idle_timer: Optional[asyncio.TimerHandle] = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._peer = _peer(transport.get_extra_info("peername"))
         self._server.connections.add(transport)
+        self._became_idle()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if self._transport is not None:
             self._server.connections.discard(self._transport)
         self._transport = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if not self._buffer and not self._busy and self._server.idle.expired(
+                time.monotonic() - self._idle_since):
+            self._end_idle()  # the request is left unread
+            return
         self._buffer += data
         self._process()
+        if not self._buffer and not self._busy:
+            self._became_idle()
+
+    def _became_idle(self) -> None:
+        self._idle_since = time.monotonic()
+        eager = self._server.idle.eager
+        if eager is not None and self._transport is not None:
+            self._idle_timer = asyncio.get_running_loop().call_later(eager, self._end_idle)
+
+    def _end_idle(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        self._server.idle.counted()
+        if self._server.idle.reset:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                reset_socket(sock)
+            transport.abort()
+        else:
+            transport.close()
 
     def _process(self) -> None:
         while not self._busy and self._transport is not None:
@@ -310,6 +388,8 @@ class _Connection(asyncio.Protocol):
         else:
             self._send(response, close)
         self._process()
+        if not self._buffer and not self._busy:
+            self._became_idle()
 
     def _send(self, response: Response, close: bool) -> None:
         assert self._transport is not None
@@ -396,8 +476,11 @@ def _chunk_size(line: bytes) -> int:
 class AsyncioServer:
     """A minimal HTTP/1.1 server on an asyncio event loop in one background thread."""
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: App, idle: Optional[IdleFault] = None
+    ) -> None:
         self.app = app
+        self.idle = idle if idle is not None else IdleFault()
         self.connections: set[asyncio.Transport] = set()
         self._address = address
         self._server: Optional[asyncio.base_events.Server] = None
