@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import threading
 import time
+import weakref
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
+from consumers import _runtime
 from consumers._collector.app import App, Request, Response
 from consumers._collector.idle import IdleFault, reset_socket
 
@@ -226,10 +229,13 @@ class ThreadedServer(ThreadingHTTPServer):
     ) -> None:
         self.app = app
         self.idle = idle if idle is not None else IdleFault()
-        self._connections: set[socket.socket] = set()
+        self._connections: dict[socket.socket, Any] = {}  # and the greenlet serving each
         self._connections_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
+        self._pid = os.getpid()
+        self._green: Any = None
         super().__init__(address, _Handler)
+        _servers.add(self)
 
     @property
     def port(self) -> int:
@@ -241,16 +247,35 @@ class ThreadedServer(ThreadingHTTPServer):
     def track_connection(self, sock: socket.socket, *, add: bool) -> None:
         with self._connections_lock:
             if add:
-                self._connections.add(sock)
+                self._connections[sock] = _runtime.current_greenlet()
             else:
-                self._connections.discard(sock)
+                self._connections.pop(sock, None)
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05},
-            name="collector-http", daemon=True,
-        )
+        self._thread = threading.Thread(target=self._serve, name="collector-http", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        self._green = _runtime.current_greenlet()
+        self.serve_forever(poll_interval=0.05)
+
+    def shutdown_request(self, request: Any) -> None:
+        if os.getpid() != self._pid:  # a fork child's copy: the connection is the parent's
+            request.close()
+            return
+        super().shutdown_request(request)
+
+    def _after_fork_in_child(self) -> None:
+        """Under green threads the serving greenlets survive a fork: end them in the child.
+
+        (OS threads do not survive it, so the child's copy serves nothing.)
+        Otherwise parent and child would take turns reading the same sockets.
+        """
+        greens = [self._green, *self._connections.values()]
+        self._connections = {}
+        self._connections_lock = threading.Lock()
+        for green in greens:
+            _runtime.end_inherited(green)
 
     def stop(self) -> None:
         self.shutdown()
@@ -261,6 +286,20 @@ class ThreadedServer(ThreadingHTTPServer):
             _abort(sock)
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+_servers: weakref.WeakSet[ThreadedServer] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    if _runtime.green_library() is None:
+        return
+    for server in list(_servers):
+        server._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Connection(asyncio.Protocol):
