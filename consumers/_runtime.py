@@ -8,9 +8,9 @@ did: asking costs a dictionary look-up in ``sys.modules``.
   an OS thread, a greenlet survives ``os.fork()``: the child would resume the
   parent's worker halfway through a delivery, on the parent's socket.
   :func:`end_inherited` ends it in the child before it runs again.
-* uWSGI without ``--enable-threads`` (and without ``--lazy-apps`` threads):
-  the Python GIL is never released to other threads, so a background thread
-  never runs and nothing is delivered.  :func:`threads_disabled_by_uwsgi`
+* uWSGI without ``--enable-threads`` (older releases such as 2.0.23;
+  2.0.31 always runs threads): the worker never lets another Python thread
+  run, so a background thread does not deliver.  :func:`threads_disabled_by_uwsgi`
   says so, and :func:`warn_uwsgi_without_threads` tells the user once, with
   the fix.
 """
@@ -22,10 +22,10 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-__all__ = ["current_greenlet", "end_inherited", "green_library", "threads_disabled_by_uwsgi",
-           "wait_ended", "warn_uwsgi_without_threads"]
+__all__ = ["current_greenlet", "end_inherited", "green_library", "on_uwsgi_exit",
+           "threads_disabled_by_uwsgi", "wait_ended", "warn_uwsgi_without_threads"]
 
 logger = logging.getLogger("consumers.background")
 
@@ -75,25 +75,48 @@ def wait_ended(green: Any) -> None:
 
 
 def threads_disabled_by_uwsgi() -> bool:
-    """Whether this is a uWSGI worker whose Python threads never run (no ``enable-threads``)."""
-    uwsgi = sys.modules.get("uwsgi")
-    if uwsgi is None or not hasattr(uwsgi, "opt"):
-        return False
-    opt = uwsgi.opt
+    """Whether this is a uWSGI worker whose Python threads never run.
 
-    def enabled(name: str) -> bool:
-        value = opt.get(name)
-        if isinstance(value, list):
-            value = value[-1] if value else None
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        return value not in (None, False, "", "0", "false", "False", "no", "off")
-
-    # threads= above 1 and --enable-threads both turn the GIL on for Python threads
-    threads = opt.get("threads")
-    if isinstance(threads, (bytes, str)) and threads.isdigit() and int(threads) > 1:
+    Older uWSGI releases (2.0.23, for one) run Python threads only with
+    ``enable-threads`` (or ``threads`` > 1); recent ones (2.0.31) always do.
+    The python plugin says which in ``uwsgi.has_threads``.
+    """
+    uwsgi = _uwsgi()
+    if uwsgi is None:
         return False
-    return not enabled("enable-threads")
+    has_threads = getattr(uwsgi, "has_threads", None)
+    if has_threads is None:  # not uWSGI's own module
+        return False
+    return not has_threads
+
+
+def _uwsgi() -> Any:
+    """uWSGI's embedded module, when this process is a uWSGI worker."""
+    module = sys.modules.get("uwsgi")
+    if module is None:
+        try:
+            module = importlib.import_module("uwsgi")
+        except ImportError:
+            return None
+    return module if hasattr(module, "has_threads") else None
+
+
+def on_uwsgi_exit(hook: Callable[[], None]) -> bool:
+    """Also run ``hook`` from ``uwsgi.atexit`` (uWSGI runs it even with ``--skip-atexit``)."""
+    uwsgi = _uwsgi()
+    if uwsgi is None:
+        return False
+    previous = getattr(uwsgi, "atexit", None)
+
+    def both() -> None:
+        try:
+            hook()
+        finally:
+            if callable(previous):
+                previous()
+
+    uwsgi.atexit = both
+    return True
 
 
 _warned = threading.Event()
@@ -105,6 +128,7 @@ def warn_uwsgi_without_threads(what: str) -> bool:
         return False
     if not _warned.is_set():
         _warned.set()
-        logger.warning("%s needs a thread, and this uWSGI worker runs none: nothing is "
-                       "delivered until the worker stops. To fix it, %s", what, UWSGI_FIX)
+        logger.warning("%s needs a thread, and this uWSGI worker does not run Python threads "
+                       "(no enable-threads): delivery stalls between requests and what is "
+                       "queued waits for the worker's exit. To fix it, %s", what, UWSGI_FIX)
     return True
