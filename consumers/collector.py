@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="close keep-alive connections idle this long "
                              "(default: keep them open)")
     parser.add_argument("--idle-reset", action="store_true", default=False,
-                        help="with --close-idle: reset them (TCP RST) instead of closing")
+                        help="with --close-idle: reset them (TCP RST) "
+                             "(default: close them cleanly)")
     parser.add_argument("--idle-when", choices=WHEN, default="idle",
                         help="with --close-idle: at the idle timer, or as the next request "
                              "arrives, leaving it unread (default: %(default)s)")
