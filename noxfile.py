@@ -69,6 +69,8 @@ def _locate_interpreters() -> dict[str, str | None]:
     return found
 
 
+#: The green lanes' interpreter: the caller's python3, found before PATH is changed below.
+GREEN_PYTHON = os.environ.get("GREEN_PYTHON") or shutil.which("python3") or "python3"
 FOUND = _locate_interpreters()
 for _version, _exe in FOUND.items():
     nox.logger.logger.info(
@@ -82,3 +84,33 @@ def tests(session: nox.Session) -> None:
     """The whole suite (or the tests given after ``--``) on one CPython."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+#: What the green lanes re-run: the background consumer, the PostHog client, forks, exit.
+GREEN_TESTS = [
+    "tests/test_background.py", "tests/test_background_http.py",
+    "tests/test_background_promises.py", "tests/test_posthog_client.py",
+    "tests/test_posthog_consumer.py", "tests/test_fork.py", "tests/test_logging_quiet.py",
+    "tests/test_runtime.py",
+]
+
+
+@nox.session(venv_backend="none")
+@nox.parametrize("library", ["gevent", "eventlet"])
+def green(session: nox.Session, library: str) -> None:
+    """Those tests in processes monkey-patched by gevent or eventlet before anything else runs.
+
+    Runs on the caller's ``python3`` (or ``$GREEN_PYTHON``), with ``.[test]``
+    installed.  ``tests/green/sitecustomize.py`` patches every Python process
+    started with ``TRACKING_TOOLKIT_GREEN`` set, the test children included.
+    """
+    root = os.path.dirname(os.path.abspath(__file__))
+    path = os.pathsep.join([os.path.join(root, "tests", "green"), root,
+                            os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    session.run(
+        GREEN_PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        # plugins that break under monkey-patching, unused by these tests
+        "-p", "no:anyio", "-p", "no:benchmark",
+        "-p", "green_lane", *(session.posargs or GREEN_TESTS),
+        env={"TRACKING_TOOLKIT_GREEN": library, "PYTHONPATH": path},
+    )

@@ -38,6 +38,8 @@ import requests
 import requests.adapters
 import requests.utils
 
+from consumers import _stale
+
 __all__ = ["CachingAdapter", "CachingSession"]
 
 # What requests uses where proxies come from the environment only (not macOS, Windows).
@@ -80,6 +82,11 @@ class _Assignments:
 class CachingAdapter(requests.adapters.HTTPAdapter):
     """An ``HTTPAdapter`` that checks TLS file paths once per (URL, verify, cert).
 
+    It also handles keep-alive connections that died while idle (see
+    :mod:`consumers._stale`): one idle too long is not reused, and a request
+    that a dead reused connection provably did not deliver is sent again at
+    once on a fresh one (``stale_resends`` counts them).
+
     ``HTTPAdapter`` asks the file system whether the CA bundle (and a client
     certificate) exists and whether it is a directory on every request.  The
     outcome, the connection-pool settings it leads to, is remembered and
@@ -94,6 +101,22 @@ class CachingAdapter(requests.adapters.HTTPAdapter):
     def _init_caches(self) -> None:
         self._pool_keys: dict[Any, Any] = {}
         self._verified: dict[Any, dict[str, Any]] = {}
+        self.stale_resends = 0
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_stale.POOL_CLASSES)
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().send(request, *args, **kwargs)
+        except requests.exceptions.ConnectionError as exc:
+            if not (_stale.died_unread(exc) and isinstance(request.body, (bytes, str, type(None)))):
+                raise
+        # not a failure of the destination: a dead connection, the request unread
+        self.stale_resends += 1
+        _stale.next_connection_fresh()
+        return super().send(request, *args, **kwargs)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)  # type: ignore[misc]

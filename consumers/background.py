@@ -76,6 +76,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from consumers import _runtime
 from consumers._background import lifecycle
 from consumers._background.alias import BudgetedSend
 from consumers._background.inner import Inner
@@ -183,6 +184,7 @@ class BackgroundConsumer(Closing):
         self._spool_failure_logged = False
         self._losses = Losses()
         self._worker = Worker(self)
+        self._inherited_green: object = None  # a parent's worker greenlet, ended in this child
 
     # -- the caller's side ---------------------------------------------------------
     def send(self, type: str, message_json: str) -> None:
@@ -211,6 +213,7 @@ class BackgroundConsumer(Closing):
         with self._lock:
             if self._worker.thread is not None or self._stopping:
                 return
+            _runtime.warn_uwsgi_without_threads("BackgroundConsumer")
             self._worker.start()
 
     def _write_ahead(self, message: Message) -> None:
@@ -465,8 +468,12 @@ class BackgroundConsumer(Closing):
 
     def _after_fork_child(self) -> None:
         closing = self._closing
+        inherited = self._worker
+        inherited.abandoned = True  # a parent's greenlet survives the fork: it must not go on
+        _runtime.end_inherited(inherited.green)
         self._inner.lock = threading.Lock()
         self._reset_state()
+        self._inherited_green = inherited.green
         self._closing = closing
         self._stopping = closing
         if self._spool is not None:
@@ -474,6 +481,18 @@ class BackgroundConsumer(Closing):
         self._inner.reset_after_fork()
         if self._atexit_drain and not closing:
             lifecycle.on_exit.add(self)
+
+    def _forget_inherited(self) -> None:
+        """On this child's worker, before it delivers: let the parent's greenlet end, and
+        drop what it handed back to inner as it unwound (the parent delivers that)."""
+        green, self._inherited_green = self._inherited_green, None
+        if green is None:
+            return
+        _runtime.wait_ended(green)
+        try:
+            self._inner.take_pending()
+        except Exception:
+            logger.exception("could not clear what the parent left in the wrapped consumer")
 
     def _become_durable_child(self) -> None:
         """In a ``multiprocessing`` child: write ahead, so a terminated child loses nothing."""

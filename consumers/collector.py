@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional, Union
 
 from consumers._collector.app import App, Credentials
 from consumers._collector.bodies import fast_loads
+from consumers._collector.idle import WHEN, IdleFault
 from consumers._collector.servers import MODES, AsyncioServer, ThreadedServer
 from consumers._collector.store import ENDPOINTS, Fault, FaultPlan, Store
 
@@ -76,6 +77,7 @@ class Collector:
         self._port = port
         self._store = Store(gc_freeze=gc_freeze)
         self._faults = FaultPlan()
+        self._idle = IdleFault()
         loads = fast_loads() if fast_json else None
         self.fast_json = loads is not None
         self._app = App(
@@ -101,9 +103,9 @@ class Collector:
                 address = (self.host, self._port)
                 server: _Server
                 if self.mode == "asyncio":
-                    server = AsyncioServer(address, self._app)
+                    server = AsyncioServer(address, self._app, self._idle)
                 else:
-                    server = ThreadedServer(address, self._app)
+                    server = ThreadedServer(address, self._app, self._idle)
                 server.start()
                 self._port = server.port
                 self._server = server
@@ -163,6 +165,7 @@ class Collector:
         """Forget every record, request and counter, and clear the fault plan."""
         self._store.reset()
         self._faults.clear()
+        self._idle.clear()
 
     # -- fault plan ------------------------------------------------------------------
 
@@ -211,9 +214,27 @@ class Collector:
         """How many requests the rate limit has refused since it was set."""
         return self._app.limiter.refused
 
+    def close_idle(
+        self, after: Optional[float], *, reset: bool = False, when: str = "idle"
+    ) -> None:
+        """Close keep-alive connections left idle for ``after`` seconds (None: keep them).
+
+        ``when="idle"`` closes them at that moment (a server's keep-alive
+        timeout); ``when="request"`` closes one as the client's next request
+        arrives on it, leaving that request unread (the timer firing while the
+        client sends; a NAT that forgot the connection).  ``reset=True`` sends
+        a TCP RST instead of a clean close.  See :mod:`consumers._collector.idle`.
+        """
+        self._idle.set(after, reset=reset, when=when)
+
+    def idle_closed(self) -> int:
+        """How many connections the idle fault has closed or reset so far."""
+        return self._idle.count
+
     def clear_faults(self) -> None:
         """Forget every planned fault (the records stay)."""
         self._faults.clear()
+        self._idle.clear()
 
     def faults(self) -> list[dict[str, Any]]:
         """The faults still planned, in order."""
@@ -281,6 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fast-json", action="store_true", default=False,
                         help="decode with orjson if it is installed, same acceptance "
                              "(default: the standard library's json)")
+    parser.add_argument("--close-idle", type=float, default=None, metavar="SECONDS",
+                        help="close keep-alive connections idle this long "
+                             "(default: keep them open)")
+    parser.add_argument("--idle-reset", action="store_true", default=False,
+                        help="with --close-idle: reset them (TCP RST) "
+                             "(default: close them cleanly)")
+    parser.add_argument("--idle-when", choices=WHEN, default="idle",
+                        help="with --close-idle: at the idle timer, or as the next request "
+                             "arrives, leaving it unread (default: %(default)s)")
     parser.add_argument("--project-id", default=None,
                         help="with --service-account: the project_id /import must name "
                              "(default: any)")
@@ -314,6 +344,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("collector: --rate-limit must be at least 1", file=sys.stderr, flush=True)
             return 2
         collector.rate_limit(args.rate_limit)
+    if args.close_idle is not None:
+        try:
+            collector.close_idle(args.close_idle, reset=args.idle_reset, when=args.idle_when)
+        except ValueError as exc:
+            print(f"collector: --close-idle: {exc}", file=sys.stderr, flush=True)
+            return 2
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Optional[FrameType]) -> None:

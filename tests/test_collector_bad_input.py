@@ -304,8 +304,9 @@ def test_help_documents_every_option_with_its_default():
     assert done.returncode == 0
     text = done.stdout
     options = sorted(set(re.findall(r"\[(--[a-z-]+)", text)))
-    assert options == ["--fast-json", "--host", "--mode", "--port", "--project-id", "--quiet",
-                       "--rate-limit", "--service-account"]
+    assert options == ["--close-idle", "--fast-json", "--host", "--idle-reset", "--idle-when",
+                       "--mode", "--port", "--project-id", "--quiet", "--rate-limit",
+                       "--service-account"]
     # each option's help paragraph: from its line to the next option's
     # "options:" since Python 3.10, "optional arguments:" before
     paragraphs = re.split(r"\n  (?=-)", re.split(r"\n(?:optional arguments|options):", text)[1])

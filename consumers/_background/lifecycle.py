@@ -2,7 +2,8 @@
 
 * Interpreter exit: every open consumer is closed (drained for at most its
   ``shutdown_timeout``) by one ``atexit`` hook, unless made with
-  ``atexit_drain=False``.
+  ``atexit_drain=False``; in a uWSGI worker also by ``uwsgi.atexit``, which
+  uWSGI runs at every worker reload and shutdown.
 * ``os.fork()``: the child starts with an empty queue and no worker (the
   parent delivers what it had queued); see ``BackgroundConsumer``.
 * ``multiprocessing`` children (fork start method): their consumers write
@@ -21,6 +22,8 @@ import logging
 import os
 import weakref
 from typing import TYPE_CHECKING
+
+from consumers import _runtime
 
 if TYPE_CHECKING:
     from consumers.background import BackgroundConsumer
@@ -45,6 +48,8 @@ class _AtexitRegistry:
         if not self._registered:
             self._registered = True
             atexit.register(self.drain)
+            # a uWSGI worker run with --skip-atexit runs only uwsgi.atexit at reload and exit
+            _runtime.on_uwsgi_exit(self.drain)
 
     def discard(self, consumer: BackgroundConsumer) -> None:
         self._members.discard(consumer)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Optional
 
+from consumers import _runtime
 from consumers._background import spooling
 from consumers._background.outage import Outage, is_transient
 from consumers._background.queue import Marker
@@ -59,6 +60,7 @@ class Worker:
         self.wake = threading.Event()
         self.lock = threading.Lock()  # counters, and the hand-over to close()'s rescue
         self.thread: Optional[threading.Thread] = None
+        self.green: object = None  # the greenlet it runs in, under gevent or eventlet
         self.in_inner: list[Message] = []  # handed to inner since its last good flush
         self.held: list[Message] = []  # to resend first (the spool could not take them)
         self.waiters: list[Marker] = []
@@ -78,6 +80,8 @@ class Worker:
         self.thread.start()
 
     def run(self) -> None:
+        self.green = _runtime.current_greenlet()
+        self.owner._forget_inherited()
         try:
             while not self.owner._stopping and not self.abandoned:
                 try:

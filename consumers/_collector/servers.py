@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
 import threading
 import time
+import weakref
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
+from consumers import _runtime
 from consumers._collector.app import App, Request, Response
+from consumers._collector.idle import IdleFault, reset_socket
 
 __all__ = ["MODES", "AsyncioServer", "FramingError", "ThreadedServer", "answer", "render",
            "render_head"]
@@ -100,13 +104,14 @@ class _Handler(BaseHTTPRequestHandler):
         sock = self.connection
         peer = _peer(self.client_address)
         buffer = b""
+        idle_since = time.monotonic()
         while True:
             end = buffer.find(b"\r\n\r\n")
             while end < 0:
                 if len(buffer) > _MAX_HEAD:
                     sock.sendall(render(Response(431, b"", "text/plain"), True))
                     return
-                chunk = sock.recv(65536)
+                chunk = self._recv_idle(idle_since) if not buffer else sock.recv(65536)
                 if not chunk:
                     return
                 buffer += chunk
@@ -153,6 +158,46 @@ class _Handler(BaseHTTPRequestHandler):
                 sock.sendall(render(response, close))
             if close:
                 return
+            idle_since = time.monotonic()
+
+    def _recv_idle(self, idle_since: float) -> bytes:
+        """The first bytes of the next request; b"" once the idle fault ended the connection."""
+        sock = self.connection
+        idle = self.server.idle
+        eager = idle.eager
+        if eager is not None:
+            sock.settimeout(max(0.001, idle_since + eager - time.monotonic()))
+        try:
+            chunk: bytes = sock.recv(65536)
+        except socket.timeout:
+            self._end_idle(clean=False)
+            return b""
+        finally:
+            if eager is not None and sock.fileno() >= 0:
+                sock.settimeout(None)
+        if chunk and idle.expired(time.monotonic() - idle_since):
+            self._end_idle(clean=True)  # the request is left unread
+            return b""
+        return chunk
+
+    def _end_idle(self, *, clean: bool) -> None:
+        sock = self.connection
+        self.server.idle.counted()
+        if self.server.idle.reset:
+            reset_socket(sock)
+            self.rfile.close()  # the last reference: close() then really closes (RST)
+            sock.close()
+            return
+        if not clean:
+            _abort(sock)
+            return
+        try:  # FIN first, then read and discard until the client gives up
+            sock.shutdown(socket.SHUT_WR)
+            sock.settimeout(2.0)
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -179,12 +224,18 @@ class ThreadedServer(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: App, idle: Optional[IdleFault] = None
+    ) -> None:
         self.app = app
-        self._connections: set[socket.socket] = set()
+        self.idle = idle if idle is not None else IdleFault()
+        self._connections: dict[socket.socket, Any] = {}  # and the greenlet serving each
         self._connections_lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
+        self._pid = os.getpid()
+        self._green: Any = None
         super().__init__(address, _Handler)
+        _servers.add(self)
 
     @property
     def port(self) -> int:
@@ -196,16 +247,35 @@ class ThreadedServer(ThreadingHTTPServer):
     def track_connection(self, sock: socket.socket, *, add: bool) -> None:
         with self._connections_lock:
             if add:
-                self._connections.add(sock)
+                self._connections[sock] = _runtime.current_greenlet()
             else:
-                self._connections.discard(sock)
+                self._connections.pop(sock, None)
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05},
-            name="collector-http", daemon=True,
-        )
+        self._thread = threading.Thread(target=self._serve, name="collector-http", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        self._green = _runtime.current_greenlet()
+        self.serve_forever(poll_interval=0.05)
+
+    def shutdown_request(self, request: Any) -> None:
+        if os.getpid() != self._pid:  # a fork child's copy: the connection is the parent's
+            request.close()
+            return
+        super().shutdown_request(request)
+
+    def _after_fork_in_child(self) -> None:
+        """Under green threads the serving greenlets survive a fork: end them in the child.
+
+        (OS threads do not survive it, so the child's copy serves nothing.)
+        Otherwise parent and child would take turns reading the same sockets.
+        """
+        greens = [self._green, *self._connections.values()]
+        self._connections = {}
+        self._connections_lock = threading.Lock()
+        for green in greens:
+            _runtime.end_inherited(green)
 
     def stop(self) -> None:
         self.shutdown()
@@ -218,6 +288,20 @@ class ThreadedServer(ThreadingHTTPServer):
             self._thread.join(timeout=5)
 
 
+_servers: weakref.WeakSet[ThreadedServer] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    if _runtime.green_library() is None:
+        return
+    for server in list(_servers):
+        server._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: parse requests, answer them in order."""
 
@@ -228,21 +312,54 @@ class _Connection(asyncio.Protocol):
         self._continued = False
         self._transport: Optional[asyncio.Transport] = None
         self._peer = ""
+        self._idle_since = time.monotonic()
+        self._idle_timer: Optional[asyncio.TimerHandle] = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._peer = _peer(transport.get_extra_info("peername"))
         self._server.connections.add(transport)
+        self._became_idle()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if self._transport is not None:
             self._server.connections.discard(self._transport)
         self._transport = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if not self._buffer and not self._busy and self._server.idle.expired(
+                time.monotonic() - self._idle_since):
+            self._end_idle()  # the request is left unread
+            return
         self._buffer += data
         self._process()
+        if not self._buffer and not self._busy:
+            self._became_idle()
+
+    def _became_idle(self) -> None:
+        self._idle_since = time.monotonic()
+        eager = self._server.idle.eager
+        if eager is not None and self._transport is not None:
+            self._idle_timer = asyncio.get_running_loop().call_later(eager, self._end_idle)
+
+    def _end_idle(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        self._server.idle.counted()
+        if self._server.idle.reset:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                reset_socket(sock)
+            transport.abort()
+        else:
+            transport.close()
 
     def _process(self) -> None:
         while not self._busy and self._transport is not None:
@@ -310,6 +427,8 @@ class _Connection(asyncio.Protocol):
         else:
             self._send(response, close)
         self._process()
+        if not self._buffer and not self._busy:
+            self._became_idle()
 
     def _send(self, response: Response, close: bool) -> None:
         assert self._transport is not None
@@ -396,8 +515,11 @@ def _chunk_size(line: bytes) -> int:
 class AsyncioServer:
     """A minimal HTTP/1.1 server on an asyncio event loop in one background thread."""
 
-    def __init__(self, address: tuple[str, int], app: App) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: App, idle: Optional[IdleFault] = None
+    ) -> None:
         self.app = app
+        self.idle = idle if idle is not None else IdleFault()
         self.connections: set[asyncio.Transport] = set()
         self._address = address
         self._server: Optional[asyncio.base_events.Server] = None
