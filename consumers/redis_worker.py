@@ -36,15 +36,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from consumers._closing import Closing
-from consumers._pace import held_until, pace_stats
+from consumers._pace import pace_stats
 from consumers._worker.backoff import Backoff
+from consumers._worker.batch import process
 from consumers._worker.delivery import SupportsSend as SupportsSend
-from consumers._worker.delivery import deliver, take_pending
-from consumers._worker.entries import text, triage
+from consumers._worker.delivery import take_pending
 from consumers._worker.group import GroupReader
 from consumers._worker.settling import Settlement
 from consumers._worker.stats import stream_stats, trim_delivered
@@ -217,7 +216,7 @@ class StreamWorker(Closing):
             if source == "claimed":
                 self.counters["reclaimed"] += len(entries)
                 worn = self._reader.worn_out(entries)
-            return self._process(entries, worn)
+            return process(self, entries, worn)
         except self._redis.RedisError as exc:
             # Whatever this worker still holds is in its pending list: start from there.
             self._reader.restart()
@@ -239,34 +238,7 @@ class StreamWorker(Closing):
         if self._owns_client:
             self.client.close()
 
-    # -- delivering --------------------------------------------------------------
-
-    def _process(
-        self, raw: Sequence[tuple[Any, Any]], worn: Optional[dict[str, int]] = None
-    ) -> int:
-        self.counters["batches"] += 1
-        good, dead, gone = triage(raw, worn or {}, self.max_deliveries)
-        if gone:
-            log.warning("%d pending entries were deleted from the stream; acking them", len(gone))
-        outcome = deliver(self.consumer, good)
-        dead += outcome.dead
-        ids = [e.id for e in outcome.delivered] + [e.id for e, _ in dead] + gone
-        self.counters["delivered"] += len(outcome.delivered)
-        settled = set(ids)
-        unsettled = [(i, f) for i, f in raw if text(i) not in settled]
-        if outcome.failure is not None:
-            self._reader.retry = unsettled
-        self._settlement.settle(ids, dead)
-        if outcome.misconfigured is not None:
-            self._reader.retry = []
-            self._reader.release(unsettled)
-            raise outcome.misconfigured
-        if outcome.failure is not None:
-            self._backoff.fail(f"delivery failed, will retry: {outcome.failure}",
-                               held_until(outcome.failure))
-        else:
-            self._backoff.recovered()
-        return len(outcome.delivered)
+    # -- stopping ----------------------------------------------------------------
 
     def _finish(self) -> None:
         try:
