@@ -13,7 +13,6 @@ before anything is sent.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -32,10 +31,12 @@ from tracker._sinks import (
     log_error,
     sink_callable,
 )
+from tracker._tracking_url import tracking_url
 from tracker._updates import ip_text as _ip_text
 from tracker._version import __version__
+from tracker._wiring import error_handler_of, wire
 from tracker.context import Binding
-from tracker.errors import InvalidInputError, InvalidTypeError
+from tracker.errors import InvalidInputError
 from tracker.groups import Groups
 from tracker.people import People
 from tracker.processors import Processor
@@ -51,7 +52,6 @@ LIB_NAME = "python"
 _discard, _log_error = discard, log_error
 _is_delivery_error, _sink_callable = is_delivery_error, sink_callable
 
-_DEFAULT_TRACK_URL = "https://api.mixpanel.com/track"
 #: below this many characters a message cannot reach the size limit (4 bytes a character)
 _SIZE_CHECK_FROM = _validation.MAX_EVENT_BYTES // 4
 _time_ns = time.time_ns
@@ -125,50 +125,13 @@ class Tracker:
         self._disabled = bool(disabled)
         self._owned: list[Any] = []
         self._lock = threading.Lock()
-        self._alias_send: Optional[Sink] = None
-        self._endpoints: Any = None
-
-        self._send: Sink
-        if sink is None and disabled:
-            self._send = self._alias_send = _discard
-        elif sink is None:
-            from consumers import Consumer  # the only place the tracker touches IO
-
-            consumer = Consumer(region=region, api_host=api_host)
-            self._owned.append(consumer)
-            self._send = consumer.send
-            self._endpoints = getattr(consumer, "endpoints", None)
-            self._alias_send = consumer.send
-        else:
-            if region is not None or api_host is not None:
-                raise InvalidInputError(
-                    "region= and api_host= configure the default consumer; with a sink, "
-                    "give the region to the consumer you pass (or pass alias_sink=)"
-                )
-            self._send = _sink_callable(sink, "sink")
-            self._endpoints = getattr(sink, "endpoints", None)
-            immediate = getattr(sink, "immediate", None)
-            if callable(immediate):
-                self._alias_send = immediate
-            elif self._endpoints is None:
-                self._alias_send = self._send
-        if alias_sink is not None:
-            self._alias_send = _sink_callable(alias_sink, "alias_sink")
-
-        handle = getattr(error_handler, "handle", None)
-        if error_handler is None:
-            self._on_error: ErrorHandler = _log_error
-        elif callable(handle):
-            self._on_error = handle
-        elif callable(error_handler):
-            self._on_error = error_handler
-        else:
-            raise InvalidTypeError("error_handler must be a callable or have .handle(error)")
-        if error_handler is not None and sink is not None:
-            # a consumer that reports failures later (a background one) tells this handler
-            use = getattr(sink, "use_error_handler", None)
-            if callable(use):
-                use(self._on_error)
+        wiring = wire(sink, region=region, api_host=api_host, alias_sink=alias_sink,
+                      disabled=disabled)
+        self._send: Sink = wiring.send
+        self._alias_send = wiring.alias_send
+        self._endpoints = wiring.endpoints
+        self._owned.extend(wiring.owned)
+        self._on_error: ErrorHandler = error_handler_of(error_handler, sink)
 
         self.people = People(self)
         self.groups = Groups(self)
@@ -401,22 +364,5 @@ class Tracker:
         unknown).  It carries no ``$insert_id``: each fetch counts, as with
         the Ruby library.
         """
-        did = _validation.check_distinct_id(distinct_id)
-        name = _validation.check_event_name(event)
-        props: dict[str, Any] = {
-            "distinct_id": did,
-            "token": self._token,
-            "time": time.time_ns() // 1_000_000,
-            "mp_lib": LIB_NAME,
-            "$lib_version": __version__,
-        }
-        given = _json.normalize_properties(properties, default=self._default)
-        if "token" in given:
-            _validation.check_token(given["token"], "properties['token']")
-        props.update(given)
-        data = _json.dumps({"event": name, "properties": props})
-        encoded = base64.urlsafe_b64encode(data.encode("utf-8")).decode("ascii")
-        if endpoint is None:
-            base = getattr(self._endpoints, "events", None) or _DEFAULT_TRACK_URL
-            endpoint = base.rstrip("/") + "/"
-        return f"{endpoint}?data={encoded}&ip=1&img=1"
+        return tracking_url(self._token, LIB_NAME, self._default, self._endpoints,
+                            distinct_id, event, properties, endpoint)

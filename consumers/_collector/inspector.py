@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from consumers._collector.store import ENDPOINTS, FaultPlan, Store, _key
 
 if TYPE_CHECKING:
-    from consumers._collector.app import Response
+    from consumers._collector.messages import Response
 
 __all__ = ["MAX_LIMIT", "Inspector", "refusal"]
 
