@@ -163,6 +163,24 @@ def test_poison_messages_go_to_the_dead_letter_stream_with_a_reason(redis_srv, c
     assert stats["dead_lettered"] == 4
     assert worker.counters["delivered"] == 1
     assert "secret" not in json.dumps(stats) + repr(worker)
+
+
+def test_a_single_message_the_service_refuses_is_dead_lettered_with_its_status(
+    redis_srv, collector
+):
+    client = redis.Redis.from_url(redis_srv.url, decode_responses=True)
+    event = {"event": "Signed up", "properties": {
+        "token": "t", "distinct_id": "u1", "time": int(time.time() * 1000),
+        "$insert_id": "refused-1"}}
+    client.xadd("tracking", {"type": "event", "message": json.dumps(event)})
+    collector.fail_next(status=400, body="the project is over its event quota", path="/track")
+    worker = _worker(redis_srv, _consumer(collector))
+    while worker.run_once():
+        pass
+    [dead] = [e for _id, e in client.xrange("tracking:dead")]
+    assert dead["reason"].startswith("refused with status 400"), dead["reason"]
+    assert "over its event quota" in dead["reason"], dead["reason"]
+    assert collector.unique("track") == []
     worker.close()
     client.close()
 
