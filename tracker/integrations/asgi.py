@@ -38,7 +38,11 @@ def user_context(scope: Scope) -> dict[str, Any]:
     """``{"distinct_id": ...}`` for an authenticated ``scope["user"]``, else nothing."""
     user = scope.get("user")
     if user is not None and getattr(user, "is_authenticated", False):
-        identity = getattr(user, "identity", None) or getattr(user, "display_name", None)
+        try:
+            identity = getattr(user, "identity", None)
+        except NotImplementedError:  # Starlette's SimpleUser before 0.32 has no identity
+            identity = None
+        identity = identity or getattr(user, "display_name", None)
         if identity:
             return {"distinct_id": str(identity)}
     return {}
