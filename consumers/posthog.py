@@ -41,6 +41,7 @@ import requests
 from consumers._closing import Closing
 from consumers._fork import ForkAware
 from consumers._http import HttpTransport
+from consumers._protocol.batches import Decision, posthog_rule
 from consumers.endpoints import redact_url
 from consumers.errors import DeliveryError, Message, PayloadTooLargeError, RefusedError
 from consumers.retry import RetryPolicy
@@ -263,7 +264,8 @@ class PostHogConsumer(Closing, ForkAware):
 
     def _failed(self, error: DeliveryError, batch: list[tuple[str, int]]) -> None:
         """Keep the batch for later (an outage) or drop it (a refusal); describe it on ``error``."""
-        if isinstance(error, RefusedError) and error.status not in self.retry.retry_statuses:
+        if posthog_rule(self.retry.retry_statuses)(error, len(batch)) is Decision.REPORT:
+            assert isinstance(error, RefusedError)
             self._drop_front(len(batch))
             # DEBUG: the error raised next carries these messages; its handler reports them
             logger.debug("dropped %d message(s) refused with status %d: %.200s",
