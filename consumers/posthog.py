@@ -113,6 +113,19 @@ def _too_large(size: int, pending: int, message: Message) -> PayloadTooLargeErro
     )
 
 
+def batch_head(api_key: str) -> str:
+    """The start of every ``/batch/`` body for ``api_key``, up to the first message."""
+    return '{"api_key":' + json.dumps(api_key) + ',"batch":['
+
+
+def batch_body(head: str, messages: Sequence[str], gzip: bool) -> bytes:
+    """The ``/batch/`` request body: ``head``, the messages as they are, gzipped if asked."""
+    data = (head + ",".join(messages) + "]}").encode("utf-8")
+    if gzip:
+        return _gzip.compress(data, compresslevel=6, mtime=0)
+    return data
+
+
 def _default_retry() -> RetryPolicy:
     """PostHog's reference schedule: 408, 429 and 5xx retried, 100 ms growing to 10 s."""
     return RetryPolicy(retry_statuses=POSTHOG_RETRY_STATUSES)
@@ -148,7 +161,7 @@ class PostHogConsumer(Closing, ForkAware):
         self.url = posthog_batch_url(host, region=region)
         self.api_key = api_key
         self.max_batch = max_batch
-        self._head = '{"api_key":' + json.dumps(api_key) + ',"batch":['
+        self._head = batch_head(api_key)
         overhead = len(self._head.encode("utf-8")) + len("]}")
         if max_batch_bytes < overhead + MAX_MESSAGE_BYTES:
             raise ValueError(
@@ -248,11 +261,7 @@ class PostHogConsumer(Closing, ForkAware):
                 self._post(self._next_batch())
 
     def _body(self, batch: Sequence[tuple[str, int]]) -> bytes:
-        text = self._head + ",".join(m for m, _ in batch) + "]}"
-        data = text.encode("utf-8")
-        if self.gzip:
-            return _gzip.compress(data, compresslevel=6, mtime=0)
-        return data
+        return batch_body(self._head, [m for m, _ in batch], self.gzip)
 
     def _post(self, batch: list[tuple[str, int]]) -> None:
         try:

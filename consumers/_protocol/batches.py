@@ -66,21 +66,26 @@ def message_size(message: str) -> int:
     return len(message) + 1
 
 
-def batches(messages: list[str], max_count: int, max_bytes: int) -> list[list[str]]:
-    """``messages`` cut, in order, into batches of at most ``max_count`` and ``max_bytes``."""
-    total = sum(map(message_size, messages))
+def batches(messages: list[str], max_count: int, max_bytes: int,
+            size: Callable[[str], int] = message_size) -> list[list[str]]:
+    """``messages`` cut, in order, into batches of at most ``max_count`` and ``max_bytes``.
+
+    ``size`` is what one message adds to a batch (by default its characters
+    and a comma); a batch's brackets count as one byte.
+    """
+    total = sum(map(size, messages))
     if len(messages) <= max_count and total + 1 <= max_bytes:
         return [messages]
     chunks: list[list[str]] = []
     current: list[str] = []
-    size = 1
+    used = 1
     for message in messages:
-        grow = message_size(message)
-        if current and (len(current) >= max_count or size + grow > max_bytes):
+        grow = size(message)
+        if current and (len(current) >= max_count or used + grow > max_bytes):
             chunks.append(current)
-            current, size = [], 1
+            current, used = [], 1
         current.append(message)
-        size += grow
+        used += grow
     if current:
         chunks.append(current)
     return chunks

@@ -1,0 +1,179 @@
+"""The delivery task of :class:`~consumers.aio.AsyncBackgroundConsumer`, on the event loop.
+
+It takes slices of the queue, cuts each type's messages into requests and
+follows a :class:`~consumers._protocol.batches.FlushPlan` for them: the same
+rules as :class:`~consumers.buffered.BufferedConsumer`.  When the
+destination fails past the retry budget the unsent messages go back to the
+front of the queue, in order, and the task waits (``probe_interval``,
+doubling up to ``max_probe_interval``) before probing with a small slice.
+Messages spilled to the spool (queue full, close) are read back on a thread
+and delivered once the destination answers; a segment leaves the disk only
+when all of it was delivered or refused.
+
+Every wait is an ``await``; the only disk IO (reading the spool back,
+removing a delivered segment) runs on a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from consumers._protocol.batches import FlushPlan, batches, message_size
+from consumers.errors import DeliveryError, Message, RecordsRejectedError
+
+if TYPE_CHECKING:
+    from consumers.aio.background import AsyncBackgroundConsumer
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("consumers.aio")
+
+#: Messages per slice while probing a destination that was down.
+PROBE_SLICE = 100
+#: Requests' worth of messages taken from the queue at once.
+_SLICE_REQUESTS = 4
+
+
+def _read_segment(folder: Path) -> list[Message]:
+    """Every message in a spool segment (a thread's work: this reads files)."""
+    from consumers.replaying import replay
+
+    got: list[Message] = []
+    replay(folder, lambda t, m: got.append((t, m)), checkpoint=False)
+    return got
+
+
+def _reported_messages(error: DeliveryError) -> list[Message]:
+    if isinstance(error, RecordsRejectedError):
+        return [r.record for r in error.failed_records if r.record is not None]
+    return list(error.messages)
+
+
+class Worker:
+    """Delivers the consumer's queue; one per consumer and loop."""
+
+    def __init__(self, consumer: AsyncBackgroundConsumer) -> None:
+        self.c = consumer
+        self.outage = False
+        self.probe = consumer.probe_interval
+        self.last_error: Optional[DeliveryError] = None
+
+    async def run(self) -> None:
+        c = self.c
+        while True:
+            if not c.urgent and (self.outage or not self._due()):
+                await self._pause()
+            c.wake.clear()
+            try:
+                await self._pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug of ours or of a sink must not end delivery
+                logger.exception("the delivery task failed; it carries on")
+                await asyncio.sleep(self.probe)
+            c.notify_flushers()
+
+    def _due(self) -> bool:
+        c = self.c
+        return bool(c.items) and (c.flush_requested > 0 or len(c.items) >= c.batch)
+
+    async def _pause(self) -> None:
+        c = self.c
+        if self.outage:
+            await asyncio.sleep(self.probe)
+            self.probe = min(self.probe * 2, c.max_probe_interval)
+            return
+        try:
+            await asyncio.wait_for(c.wake.wait(), c.flush_interval)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _pass(self) -> None:
+        """Deliver what is queued (urgent first), then what the spool holds."""
+        c = self.c
+        while c.urgent:
+            if not await self.deliver([c.urgent.popleft()], queued=True):
+                return
+        while c.items:
+            size = PROBE_SLICE if self.outage else c.batch * _SLICE_REQUESTS
+            taken = [c.items.popleft() for _ in range(min(size, len(c.items)))]
+            c.queued_bytes -= sum(len(m) for _, m in taken) + c.overhead * len(taken)
+            if not await self.deliver(taken, queued=True):
+                return
+        if c.spool is not None and c.spool.has_data:
+            await self._replay_spool()
+
+    async def deliver(self, items: Sequence[Message], *, queued: bool) -> bool:
+        """Send ``items``; False (unsent ones put back when ``queued``) if the destination failed.
+
+        ``queued``: the items came from the queue (else from the spool, where
+        they stay until delivered).
+        """
+        c = self.c
+        by_type: dict[str, list[str]] = {}
+        for message_type, message_json in items:
+            by_type.setdefault(message_type, []).append(message_json)
+        types = list(by_type)
+        for index, message_type in enumerate(types):
+            messages = by_type[message_type]
+            count, max_bytes = c.inner.limits(message_type)
+            size = getattr(c.inner, "size", message_size)
+            plan = FlushPlan(message_type, batches(messages, count, max_bytes, size),
+                             c.inner.rule)
+            try:
+                await self._follow(plan)
+            finally:
+                unsent = plan.unsent()
+                if queued and unsent:
+                    rest = [(message_type, m) for m in unsent]
+                    rest += [(t, m) for t in types[index + 1:] for m in by_type[t]]
+                    c.put_back(rest)
+                c.count_outcome(len(messages), plan.delivered, len(unsent), queued=queued)
+            for error in plan.reported:
+                c.report(error, _reported_messages(error))
+            if plan.failure is not None:
+                self._failed(plan.failure)
+                return False
+        if self.outage:
+            logger.warning("destination answers again; delivering what was kept")
+        self.outage = False
+        self.probe = c.probe_interval
+        return True
+
+    async def _follow(self, plan: FlushPlan) -> None:
+        sender = self.c.inner
+        while True:
+            batch = plan.next_batch()
+            if batch is None:
+                return
+            try:
+                await sender.send_batch(plan.message_type, batch)
+            except DeliveryError as exc:
+                plan.failed(exc)
+            else:
+                plan.sent()
+
+    def _failed(self, error: DeliveryError) -> None:
+        self.last_error = error
+        if not self.outage:
+            self.c.stats_counts["outages"] += 1
+            logger.warning("destination unavailable (%s); %d message(s) kept, retrying in "
+                           "%.3g s", error, len(self.c.items), self.probe)
+        self.outage = True
+        self.c.notify_flushers(failed=True)
+
+    async def _replay_spool(self) -> None:
+        spool = self.c.spool
+        assert spool is not None
+        spool.seal()
+        for segment in spool.segments():
+            messages = await asyncio.to_thread(_read_segment, segment)
+            if messages and not await self.deliver(messages, queued=False):
+                return
+            spool.read_back(len(messages))
+            self.c.stats_counts["replayed"] += len(messages)
+            await asyncio.to_thread(spool.done, segment)
