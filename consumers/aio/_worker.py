@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -61,6 +62,7 @@ class Worker:
         self.outage = False
         self.probe = consumer.probe_interval
         self.last_error: Optional[DeliveryError] = None
+        self.adopt_due = consumer.spool is not None  # at start, and after each outage
 
     async def run(self) -> None:
         c = self.c
@@ -106,6 +108,9 @@ class Worker:
                 return
         if c.spool is not None and c.spool.has_data:
             await self._replay_spool()
+        if self.adopt_due and not self.outage:
+            self.adopt_due = False
+            await self._adopt_orphans()
 
     async def deliver(self, items: Sequence[Message], *, queued: bool) -> bool:
         """Send ``items``; False (unsent ones put back when ``queued``) if the destination failed.
@@ -140,6 +145,7 @@ class Worker:
                 return False
         if self.outage:
             logger.warning("destination answers again; delivering what was kept")
+            self.adopt_due = self.c.spool is not None
         self.outage = False
         self.probe = c.probe_interval
         return True
@@ -177,3 +183,17 @@ class Worker:
             spool.read_back(len(messages))
             self.c.stats_counts["replayed"] += len(messages)
             await asyncio.to_thread(spool.done, segment)
+
+    async def _adopt_orphans(self) -> None:
+        """Deliver spool folders left by processes that are gone (a crash, an earlier run)."""
+        spool = self.c.spool
+        assert spool is not None
+        for folder in spool.orphans():  # each is locked while handled here
+            logger.info("replaying a spool left behind in %s", folder)
+            for segment in sorted(p for p in folder.glob("seg-*") if p.is_dir()):
+                messages = await asyncio.to_thread(_read_segment, segment)
+                if messages and not await self.deliver(messages, queued=False):
+                    return
+                self.c.stats_counts["replayed"] += len(messages)
+                await asyncio.to_thread(shutil.rmtree, segment, True)
+            await asyncio.to_thread(shutil.rmtree, folder, True)

@@ -144,7 +144,8 @@ class AsyncBackgroundConsumer:
             ("enqueued", "delivered", "refused", "dropped", "spilled", "replayed", "outages"), 0)
         self._accepted = 0
         self._settled = 0
-        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        # (target, patient: waits out an outage until its timeout, future)
+        self._waiters: list[tuple[int, bool, asyncio.Future[bool]]] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[int] = None
         self._task: Optional[asyncio.Task[None]] = None
@@ -249,20 +250,20 @@ class AsyncBackgroundConsumer:
             logger.exception("the error callback failed")
 
     def notify_flushers(self, *, failed: bool = False) -> None:
-        """Answer the ``flush()`` calls that are done (or all of them, False, after a failure)."""
+        """Answer the ``flush()`` calls that are done; after a failure, False to the impatient."""
         if not self._waiters:
             return
         clean = self.spool is None or not self.spool.has_data
         still = []
-        for target, future in self._waiters:
+        for target, patient, future in self._waiters:
             if future.done():
                 continue
-            if failed:
+            if failed and not patient:
                 future.set_result(False)
-            elif self._settled >= target:
+            elif self._settled >= target and (clean or not failed):
                 future.set_result(clean)
             else:
-                still.append((target, future))
+                still.append((target, patient, future))
         self._waiters = still
 
     # -- lifecycle -----------------------------------------------------------------
@@ -294,17 +295,18 @@ class AsyncBackgroundConsumer:
     async def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait until every message sent so far was delivered or refused for good.
 
-        False when ``timeout`` passed first, while the destination is down
-        (what waits is kept), or when some messages wait in the spool.
+        False when ``timeout`` passed first, when some messages wait in the
+        spool, and (without a ``timeout``) as soon as the destination is down:
+        what waits is kept, and is delivered when it answers again.
         """
         self.start()
         target = self._accepted
         if self._settled >= target and not self.items and not self.urgent:
             return not self._worker.outage and (self.spool is None or not self.spool.has_data)
-        if self._worker.outage:
+        if self._worker.outage and timeout is None:
             return False
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, future))
+        self._waiters.append((target, timeout is not None, future))
         self.flush_requested += 1
         self.wake.set()
         try:
