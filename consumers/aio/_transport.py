@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Optional, Union
 
 import attrs
 import httpx
+
+# Imported now, not on the first request: each would stall the running loop
+# for tens of milliseconds (httpcore alone takes ~50 ms to import).
+import httpcore  # noqa: F401  # isort: skip
+import h11  # noqa: F401  # isort: skip
 
 from consumers import local
 from consumers._http import DEFAULT_TIMEOUT, USER_AGENT, Auth, Timeout
@@ -40,6 +46,24 @@ log = logging.getLogger("consumers.aio")
 
 #: How often a wait looks at a deadline moved meanwhile (seconds).
 _DEADLINE_POLL = 0.05
+
+_default_tls: Optional[ssl.SSLContext] = None
+
+
+def _tls(verify: Union[bool, str]) -> Union[bool, ssl.SSLContext]:
+    """One verifying TLS context for every client: loading the CA bundle takes ~20 ms."""
+    global _default_tls
+    if verify is not True:
+        return verify if isinstance(verify, bool) else httpx.create_ssl_context(verify=verify)
+    if _default_tls is None:
+        _default_tls = httpx.create_ssl_context()
+    return _default_tls
+
+
+try:
+    import anyio._backends._asyncio  # noqa: F401  (httpcore's backend on asyncio)
+except ImportError:  # pragma: no cover - an httpcore that does not use anyio
+    pass
 
 
 @attrs.frozen
@@ -100,12 +124,20 @@ class AsyncHttpTransport:
     def client(self) -> httpx.AsyncClient:
         """The ``httpx.AsyncClient`` posting (made on first use, on the running loop)."""
         if self._client is None:
-            limits = httpx.Limits(max_connections=self._pool_size,
-                                  max_keepalive_connections=self._pool_size)
-            self._client = httpx.AsyncClient(
-                timeout=_timeout(self.timeout), verify=self.verify, limits=limits,
-                trust_env=True)
+            self._client = self._new_client()
         return self._client
+
+    async def open(self) -> None:
+        """Make the client and its TLS context now, before the first POST needs them."""
+        if self.verify is True and _default_tls is None:
+            await asyncio.to_thread(_tls, True)  # the CA bundle is read off the loop
+        self.client  # noqa: B018 - made here, at start, not in the middle of a burst
+
+    def _new_client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=self._pool_size,
+                              max_keepalive_connections=self._pool_size)
+        return httpx.AsyncClient(timeout=_timeout(self.timeout), verify=_tls(self.verify),
+                                 limits=limits, trust_env=True)
 
     def end_retries_at(self, deadline: Optional[float]) -> None:
         """Start no retry that would end after ``deadline`` (``time.monotonic()``; None: lift)."""

@@ -35,8 +35,8 @@ logger = logging.getLogger("consumers.aio")
 
 #: Messages per slice while probing a destination that was down.
 PROBE_SLICE = 100
-#: Requests' worth of messages taken from the queue at once.
-_SLICE_REQUESTS = 4
+#: Requests' worth of messages taken from the queue at once (more would hold the loop longer).
+_SLICE_REQUESTS = 1
 
 
 def _read_segment(folder: Path) -> list[Message]:
@@ -66,6 +66,9 @@ class Worker:
 
     async def run(self) -> None:
         c = self.c
+        transport = getattr(c.inner, "transport", None)
+        if transport is not None and hasattr(transport, "open"):
+            await transport.open()
         while True:
             if not c.urgent and (self.outage or not self._due()):
                 await self._pause()
@@ -104,6 +107,7 @@ class Worker:
             size = PROBE_SLICE if self.outage else c.batch * _SLICE_REQUESTS
             taken = [c.items.popleft() for _ in range(min(size, len(c.items)))]
             c.queued_bytes -= sum(len(m) for _, m in taken) + c.overhead * len(taken)
+            await asyncio.sleep(0)  # taking a slice is one step, posting it the next
             if not await self.deliver(taken, queued=True):
                 return
         if c.spool is not None and c.spool.has_data:

@@ -14,6 +14,7 @@ failure means (the sender's ``rule``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
@@ -115,6 +116,7 @@ class AsyncConsumer:
         """Post ``messages`` in one request; raises the delivery errors as ``Consumer`` does."""
         route = self._config.route(message_type)
         body = encode_batch(route, messages)
+        await asyncio.sleep(0)  # encoding 1000 messages is a step of its own (~0.5 ms)
         try:
             answer = await self.transport.post(
                 route.url, body, route.headers, auth=route.auth, params=route.params)
@@ -206,9 +208,10 @@ class AsyncPostHogSender:
 
     async def send_batch(self, message_type: str, messages: Sequence[str]) -> None:
         """Post ``messages`` in one ``/batch/`` request; raises the delivery errors."""
+        body = batch_body(self._head, messages, self.gzip)
+        await asyncio.sleep(0)  # gzip is a step of its own
         try:
-            await self.transport.post(self.url, batch_body(self._head, messages, self.gzip),
-                                      self._headers)
+            await self.transport.post(self.url, body, self._headers)
         except DeliveryError as exc:
             exc.messages = [(message_type, m) for m in messages]
             raise
