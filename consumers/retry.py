@@ -306,7 +306,9 @@ def async_retrying(
 ) -> tenacity.AsyncRetrying:
     """The asyncio form of :func:`retrying`: the same decisions, waits awaited with ``sleep``.
 
-    Use it as ``async for attempt in async_retrying(...): with attempt: ...``.
+    Use it as ``async for attempt in controller.copy(): with attempt: ...``:
+    tenacity keeps a run's state per thread, and the runs of one event loop
+    share its thread, so each concurrent run needs a copy of its own.
     The stop and wait decisions are the same :class:`RetryPolicy` calls as
     the threaded transport's; only the waiting differs.
     """

@@ -245,7 +245,7 @@ async def test_posthog_client_through_the_async_consumer(collector: Any) -> None
             client.capture(f"user-{i}", "Signed up", {"i": i})
         assert await consumer.flush()
     assert len(collector.unique("posthog")) == 150
-    assert [r["n_records"] for r in collector.requests()] == [100, 50]
+    assert sorted(r["n_records"] for r in collector.requests()) == [50, 100]  # each once
 
 
 async def test_a_synchronous_consumer_on_the_loop_warns_once(collector: Any) -> None:
@@ -260,3 +260,34 @@ async def test_a_synchronous_consumer_on_the_loop_warns_once(collector: Any) -> 
         warnings.simplefilter("always")
         await asyncio.to_thread(Consumer(api_host=collector.url).send, "event", event())
     assert off_loop == []
+
+
+async def test_the_loop_keeps_turning_through_an_outage(collector: Any) -> None:
+    collector.fail_next(100_000, 503, path="/track")
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    ticking = asyncio.ensure_future(ticker())
+    async with background(collector, retry=quick_retry(3)) as consumer:
+        for _ in range(2000):
+            consumer.send("event", event())
+        seen = []  # the loop's turns at each refused request the collector answered
+        while len(seen) < 6:
+            await asyncio.sleep(0.001)
+            count = len(collector.requests())
+            if count > len(seen):
+                seen.append(turns)
+        assert consumer.stats()["outages"] >= 1
+        # between any two requests of the outage, other tasks ran
+        assert all(b > a for a, b in zip(seen, seen[1:]))
+        collector.clear_faults()
+        for _ in range(200):
+            if await consumer.flush(0.5):
+                break
+    ticking.cancel()
+    assert len(collector.unique("track")) == 2000

@@ -169,7 +169,9 @@ class AsyncHttpTransport:
         failed: Optional[BaseException] = None
         answer: Optional[Answer] = None
         try:
-            async for attempt in self._retrying:
+            # a run of its own: tenacity keeps a run's state per thread, and
+            # concurrent POSTs on one loop share the thread
+            async for attempt in self._retrying.copy():
                 with attempt:
                     try:
                         await self._await_pace(key, url, started)

@@ -35,8 +35,6 @@ logger = logging.getLogger("consumers.aio")
 
 #: Messages per slice while probing a destination that was down.
 PROBE_SLICE = 100
-#: Requests' worth of messages taken from the queue at once (more would hold the loop longer).
-_SLICE_REQUESTS = 1
 
 
 def _read_segment(folder: Path) -> list[Message]:
@@ -84,7 +82,7 @@ class Worker:
 
     def _due(self) -> bool:
         c = self.c
-        return bool(c.items) and (c.flush_requested > 0 or len(c.items) >= c.batch)
+        return bool(c.items) and (c.progress.flush_requested > 0 or len(c.items) >= c.batch)
 
     async def _pause(self) -> None:
         c = self.c
@@ -104,11 +102,15 @@ class Worker:
             if not await self.deliver([c.urgent.popleft()], queued=True):
                 return
         while c.items:
-            size = PROBE_SLICE if self.outage else c.batch * _SLICE_REQUESTS
-            taken = [c.items.popleft() for _ in range(min(size, len(c.items)))]
-            c.queued_bytes -= sum(len(m) for _, m in taken) + c.overhead * len(taken)
-            await asyncio.sleep(0)  # taking a slice is one step, posting it the next
-            if not await self.deliver(taken, queued=True):
+            if self.outage:  # probe with one small request
+                if not await self.deliver(self._take(PROBE_SLICE), queued=True):
+                    return
+                continue
+            slices: list[list[Message]] = []
+            while c.items and len(slices) < c.max_in_flight:
+                slices.append(self._take(c.batch))
+                await asyncio.sleep(0)  # taking a slice is one step, posting it the next
+            if not await self._deliver_at_once(slices):
                 return
         if c.spool is not None and c.spool.has_data:
             await self._replay_spool()
@@ -116,11 +118,38 @@ class Worker:
             self.adopt_due = False
             await self._adopt_orphans()
 
-    async def deliver(self, items: Sequence[Message], *, queued: bool) -> bool:
+    def _take(self, count: int) -> list[Message]:
+        c = self.c
+        taken = [c.items.popleft() for _ in range(min(count, len(c.items)))]
+        c.queued_bytes -= sum(len(m) for _, m in taken) + c.overhead * len(taken)
+        return taken
+
+    async def _deliver_at_once(self, slices: list[list[Message]]) -> bool:
+        """Post ``slices`` concurrently (a slow destination answers them in parallel).
+
+        What any of them did not send goes back to the front of the queue in
+        the slices' order, also when the task is cancelled meanwhile.
+        """
+        if len(slices) == 1:
+            return await self.deliver(slices[0], queued=True)
+        kept: list[list[Message]] = [[] for _ in slices]
+        try:
+            results = await asyncio.gather(
+                *(self.deliver(s, queued=True, keep=k) for s, k in zip(slices, kept)))
+        finally:
+            self.c.put_back([m for unsent in kept for m in unsent])
+        if not all(results):
+            self.outage = True  # another slice's success does not end the outage
+            return False
+        return True
+
+    async def deliver(self, items: Sequence[Message], *, queued: bool,
+                      keep: Optional[list[Message]] = None) -> bool:
         """Send ``items``; False (unsent ones put back when ``queued``) if the destination failed.
 
         ``queued``: the items came from the queue (else from the spool, where
-        they stay until delivered).
+        they stay until delivered).  ``keep``: where the unsent go instead of
+        the queue (the caller puts them back).
         """
         c = self.c
         by_type: dict[str, list[str]] = {}
@@ -140,7 +169,10 @@ class Worker:
                 if queued and unsent:
                     rest = [(message_type, m) for m in unsent]
                     rest += [(t, m) for t in types[index + 1:] for m in by_type[t]]
-                    c.put_back(rest)
+                    if keep is not None:
+                        keep.extend(rest)
+                    else:
+                        c.put_back(rest)
                 c.count_outcome(len(messages), plan.delivered, len(unsent), queued=queued)
             for error in plan.reported:
                 c.report(error, _reported_messages(error))

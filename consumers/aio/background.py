@@ -42,12 +42,13 @@ import time
 from collections import deque
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Optional, Protocol, Union
+from typing import Any, Callable, Optional, Union
 
 from consumers._background.losses import QueueFullError
-from consumers._protocol.batches import Rule
 from consumers._spool import Spool
 from consumers._spool_home import TEMP_SPOOL, default_spool_root
+from consumers.aio._progress import Progress
+from consumers.aio._sender import AsyncSender, sender_types
 from consumers.aio._worker import Worker
 from consumers.errors import DeliveryError, Message
 
@@ -62,22 +63,6 @@ OVERHEAD = 120
 ErrorCallback = Callable[[BaseException, list[Message]], Any]
 
 
-class AsyncSender(Protocol):
-    """What the consumer posts through (see :mod:`consumers.aio.senders`)."""
-
-    rule: Rule
-
-    def check(self, message_type: str, message_json: str) -> None: ...
-
-    def limits(self, message_type: str) -> tuple[int, int]: ...
-
-    async def send_batch(self, message_type: str, messages: list[str]) -> None: ...
-
-    def end_retries_at(self, deadline: Optional[float]) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-
 def _log_error(error: BaseException, messages: list[Message]) -> None:
     logger.error("%d message(s) not delivered, lost for good: %s", len(messages), error)
 
@@ -89,7 +74,10 @@ class AsyncBackgroundConsumer:
     from the other keyword arguments (``region=``, ``api_host=``,
     ``retry=``, ...).  ``spool``: ``None`` (the default folder, see
     :mod:`consumers.background`), a folder, ``TEMP_SPOOL``, or ``False``
-    (no spool: what cannot be kept is dropped and reported).
+    (no spool: what cannot be kept is dropped and reported).  Up to
+    ``max_in_flight`` requests are posted at once (one while probing a
+    destination that was down); after a failure, what they did not send goes
+    back to the front of the queue in order.
     """
 
     def __init__(
@@ -103,6 +91,7 @@ class AsyncBackgroundConsumer:
         shutdown_timeout: float = 10.0,
         probe_interval: float = 1.0,
         max_probe_interval: float = 30.0,
+        max_in_flight: int = 4,
         **consumer_kwargs: Any,
     ) -> None:
         if max_queue_bytes < 1024:
@@ -112,6 +101,9 @@ class AsyncBackgroundConsumer:
                             ("shutdown_timeout", shutdown_timeout)):
             if not value > 0:
                 raise ValueError(f"{name} must be positive, got {value!r}")
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
+                or max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be a positive int, got {max_in_flight!r}")
         if inner is None:
             from consumers.aio.senders import AsyncConsumer
 
@@ -126,7 +118,8 @@ class AsyncBackgroundConsumer:
         self.probe_interval = probe_interval
         self.max_probe_interval = max(probe_interval, max_probe_interval)
         self.overhead = OVERHEAD
-        self.batch = max(inner.limits(t)[0] for t in _types(inner))
+        self.max_in_flight = max_in_flight
+        self.batch = max(inner.limits(t)[0] for t in sender_types(inner))
         self.spool: Optional[Spool] = None
         if spool is not False:
             if spool is None or spool is True:
@@ -139,13 +132,9 @@ class AsyncBackgroundConsumer:
         self.items: deque[Message] = deque()
         self.urgent: deque[Message] = deque()
         self.queued_bytes = 0
-        self.flush_requested = 0
         self.stats_counts = dict.fromkeys(
             ("enqueued", "delivered", "refused", "dropped", "spilled", "replayed", "outages"), 0)
-        self._accepted = 0
-        self._settled = 0
-        # (target, patient: waits out an outage until its timeout, future)
-        self._waiters: list[tuple[int, bool, asyncio.Future[bool]]] = []
+        self.progress = Progress()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[int] = None
         self._task: Optional[asyncio.Task[None]] = None
@@ -205,7 +194,7 @@ class AsyncBackgroundConsumer:
             return
         self.items.append((type, message_json))
         self.queued_bytes += size
-        self._accepted += 1
+        self.progress.accepted += 1
         self.stats_counts["enqueued"] += 1
         if len(self.items) == self.batch and self._task is not None:
             self.wake.set()
@@ -215,7 +204,7 @@ class AsyncBackgroundConsumer:
             self._keep_or_report([(type, message_json)], "the consumer is closed")
             return
         self.urgent.append((type, message_json))
-        self._accepted += 1
+        self.progress.accepted += 1
         self.stats_counts["enqueued"] += 1
         if self._task is not None:
             self.wake.set()
@@ -239,7 +228,7 @@ class AsyncBackgroundConsumer:
         self.stats_counts["delivered"] += delivered
         self.stats_counts["refused"] += total - delivered - unsent
         if queued:
-            self._settled += total - unsent
+            self.progress.settled += total - unsent
 
     def report(self, error: BaseException, messages: list[Message]) -> None:
         """``messages`` are lost for good because of ``error``."""
@@ -250,21 +239,8 @@ class AsyncBackgroundConsumer:
             logger.exception("the error callback failed")
 
     def notify_flushers(self, *, failed: bool = False) -> None:
-        """Answer the ``flush()`` calls that are done; after a failure, False to the impatient."""
-        if not self._waiters:
-            return
-        clean = self.spool is None or not self.spool.has_data
-        still = []
-        for target, patient, future in self._waiters:
-            if future.done():
-                continue
-            if failed and not patient:
-                future.set_result(False)
-            elif self._settled >= target and (clean or not failed):
-                future.set_result(clean)
-            else:
-                still.append((target, patient, future))
-        self._waiters = still
+        """Answer the ``flush()`` calls that are over (all impatient ones after a failure)."""
+        self.progress.notify(clean=self.spool is None or not self.spool.has_data, failed=failed)
 
     # -- lifecycle -----------------------------------------------------------------
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -300,21 +276,12 @@ class AsyncBackgroundConsumer:
         what waits is kept, and is delivered when it answers again.
         """
         self.start()
-        target = self._accepted
-        if self._settled >= target and not self.items and not self.urgent:
+        if self.progress.done and not self.items and not self.urgent:
             return not self._worker.outage and (self.spool is None or not self.spool.has_data)
         if self._worker.outage and timeout is None:
             return False
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, timeout is not None, future))
-        self.flush_requested += 1
         self.wake.set()
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            return False
-        finally:
-            self.flush_requested -= 1
+        return await self.progress.wait(timeout)
 
     async def aclose(self, timeout: Optional[float] = None) -> None:
         """Deliver for at most ``timeout`` (default ``shutdown_timeout``) seconds, and stop.
@@ -359,16 +326,3 @@ class AsyncBackgroundConsumer:
         counts = dict(self.stats_counts)
         counts["queued"] = len(self.items) + len(self.urgent)
         return counts
-
-
-def _types(inner: AsyncSender) -> list[str]:
-    from consumers.endpoints import MESSAGE_TYPES
-
-    found = []
-    for message_type in (*MESSAGE_TYPES, "posthog"):
-        try:
-            inner.limits(message_type)
-        except (KeyError, ValueError):
-            continue
-        found.append(message_type)
-    return found
