@@ -291,3 +291,18 @@ async def test_the_loop_keeps_turning_through_an_outage(collector: Any) -> None:
                 break
     ticking.cancel()
     assert len(collector.unique("track")) == 2000
+
+
+async def test_concurrent_requests_that_fail_put_back_the_unsent_in_order(collector: Any) -> None:
+    collector.fail_next(4, 503, path="/track")  # the four requests in flight all fail
+    async with background(collector, retry=quick_retry(1), max_batch=10,
+                          max_in_flight=4) as consumer:
+        messages = [event() for _ in range(40)]
+        for message in messages:
+            consumer.send("event", message)
+        for _ in range(200):
+            if await consumer.flush(0.5):
+                break
+    assert [r["status"] for r in collector.requests()][:4] == [503] * 4
+    # probing sends the kept messages again, in the order they were sent
+    assert collector.messages("track") == [json.loads(m) for m in messages]

@@ -109,7 +109,6 @@ class Worker:
             slices: list[list[Message]] = []
             while c.items and len(slices) < c.max_in_flight:
                 slices.append(self._take(c.batch))
-                await asyncio.sleep(0)  # taking a slice is one step, posting it the next
             if not await self._deliver_at_once(slices):
                 return
         if c.spool is not None and c.spool.has_data:
@@ -133,9 +132,18 @@ class Worker:
         if len(slices) == 1:
             return await self.deliver(slices[0], queued=True)
         kept: list[list[Message]] = [[] for _ in slices]
+        tasks: list[asyncio.Task[bool]] = []
         try:
-            results = await asyncio.gather(
-                *(self.deliver(s, queued=True, keep=k) for s, k in zip(slices, kept)))
+            for piece, keep in zip(slices, kept):
+                tasks.append(asyncio.ensure_future(self.deliver(piece, queued=True, keep=keep)))
+                # one task's encoding per turn of the loop, not all of them in one turn
+                await asyncio.sleep(0)
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # their put-backs
+            raise
         finally:
             self.c.put_back([m for unsent in kept for m in unsent])
         if not all(results):
