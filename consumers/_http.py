@@ -36,17 +36,18 @@ import urllib3.exceptions
 from consumers import local
 from consumers._closing import Closing
 from consumers._fork import ForkAware, forget_pooled_connections
-from consumers._pace import Pace, endpoint_key, hold_from
-from consumers._session import CachingAdapter, CachingSession
-from consumers.endpoints import redact_url
-from consumers.errors import PayloadTooLargeError, RefusedError, TimeoutError_, TransportError
-from consumers.retry import (
-    RateLimitHeld,
-    RetryableRefusal,
-    RetryPolicy,
-    parse_retry_after,
-    retrying,
+from consumers._loop_check import warn_if_on_event_loop
+from consumers._pace import Pace, endpoint_key
+from consumers._protocol.answers import (
+    answer_error,
+    describe_url,
+    held_past_budget,
+    note_answer,
+    short,
 )
+from consumers._session import CachingAdapter, CachingSession
+from consumers.errors import TimeoutError_, TransportError
+from consumers.retry import RetryPolicy, retrying
 
 __all__ = ["DEFAULT_TIMEOUT", "USER_AGENT", "HttpTransport", "version"]
 
@@ -84,13 +85,8 @@ USER_AGENT = f"tracking-toolkit/{version()}"
 _Session = CachingSession
 
 
-def _describe(url: str) -> str:
-    """The URL for messages: no query (it may carry a project id), no password."""
-    return redact_url(url.split("?", 1)[0])
-
-
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
+_describe = describe_url
+_short = short
 
 
 class HttpTransport(Closing, ForkAware):
@@ -182,6 +178,7 @@ class HttpTransport(Closing, ForkAware):
         params: Optional[Mapping[str, str]] = None,
     ) -> requests.Response:
         """POST ``body`` to ``url``; the 2xx response, or a delivery error after retries."""
+        warn_if_on_event_loop(self)
         url, headers = local.redirect(url, headers)  # to a local collector, when one is set
         response: Optional[requests.Response] = None
         failed: Optional[BaseException] = None
@@ -213,13 +210,9 @@ class HttpTransport(Closing, ForkAware):
                 now = time.monotonic()
                 if until <= now:
                     return
-                deadline = self._retry_deadline
-                if until - started > self.retry.max_elapsed or (
-                        deadline is not None and until > deadline):
-                    error = RateLimitHeld(
-                        f"POST {_describe(url)} not sent: the service asked to wait "
-                        f"{until - now:.3g} s more", status=429, retry_after=until - now)
-                    error.held_until = until
+                error = held_past_budget(url, until, now, started, self.retry,
+                                         self._retry_deadline)
+                if error is not None:
                     raise error
                 self._deadline_moved.wait(until - now)
 
@@ -244,27 +237,16 @@ class HttpTransport(Closing, ForkAware):
                 raise TimeoutError_(f"POST {where} timed out reading the answer") from None
             raise TransportError(f"POST {where} failed: {_reason(exc)}") from None
         status = response.status_code
-        self.pace.took(key, time.monotonic() - sent)
-        held_until: Optional[float] = None
-        if self.retry.respect_retry_after:
-            hold = hold_from(status, response.headers)
-            if hold is not None:
-                held_until = self.pace.hold(key, hold, status=status)
+        held_until = note_answer(self.pace, key, self.retry, status, response.headers,
+                                 time.monotonic() - sent)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("POST %s -> %d (%d bytes sent)", _describe(url), status, len(body))
         if 200 <= status < 300:
             return response
-        where = _describe(url)
-        text = response.text
-        message = f"POST {where} answered {status}: {_short(text)}"
-        if status == 413:
-            raise PayloadTooLargeError(message, status=status, body=text)
-        if self.retry.retries_status(status):
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            refusal = RetryableRefusal(message, status=status, body=text, retry_after=retry_after)
-            refusal.held_until = held_until
-            raise refusal
-        raise RefusedError(message, status=status, body=text)
+        error = answer_error(status, response.headers, response.text, url, self.retry,
+                             held_until)
+        assert error is not None
+        raise error
 
     def _send(
         self,

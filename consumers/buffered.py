@@ -73,15 +73,11 @@ from consumers._closing import Closing
 from consumers._fork import ForkAware
 from consumers._guesses import positional_urls, unexpected_keyword
 from consumers._pace import held_last, under_pressure
+from consumers._protocol.batches import FlushPlan, batches, combine, mixpanel_rule
+from consumers._protocol.batches import message_size as _size
 from consumers.consumer import MAX_BATCH, Consumer
 from consumers.endpoints import MESSAGE_TYPES
-from consumers.errors import (
-    DeliveryError,
-    FailedRecord,
-    PayloadTooLargeError,
-    RecordsRejectedError,
-    RefusedError,
-)
+from consumers.errors import DeliveryError, PayloadTooLargeError
 
 __all__ = [
     "BULK_BATCH",
@@ -141,12 +137,6 @@ def _per_type(name: str, value: Limit, default: Mapping[str, int]) -> dict[str, 
 def _consumer_keywords() -> frozenset[str]:
     """The keyword arguments Consumer takes (what BufferedConsumer passes on)."""
     return frozenset(p for p in inspect.signature(Consumer.__init__).parameters if p != "self")
-
-
-def _size(message: str) -> int:
-    # Characters, plus the comma: exact for ASCII JSON; a batch that encodes
-    # larger than the limit is split when the service answers 413.
-    return len(message) + 1
 
 
 class BufferedConsumer(Closing, ForkAware):
@@ -403,58 +393,27 @@ class BufferedConsumer(Closing, ForkAware):
                 and sum(map(_size, chunks[-1])) + 1 < self._max_bytes[message_type] // 2:
             last = chunks.pop()
             self._put_back(message_type, last, deque())
-        queue = deque(chunks)
-        reported: list[DeliveryError] = []
-        chunk: list[str] = []
-        done = False
+        plan = FlushPlan(message_type, chunks, mixpanel_rule)
         try:
-            while queue:
-                chunk = queue.popleft()
+            while True:
+                batch = plan.next_batch()
+                if batch is None:
+                    break
                 try:
-                    self.consumer.send_batch(message_type, chunk)
-                except RecordsRejectedError as exc:
-                    reported.append(exc)
-                except RefusedError as exc:
-                    if not _splittable(exc):
-                        if exc.status != 200:  # 401, 403, 429/5xx past the budget, ...
-                            raise
-                        reported.append(exc)  # {"status": 0}: nothing in it is valid
-                    elif len(chunk) == 1:
-                        exc.messages = [(message_type, chunk[0])]
-                        reported.append(exc)
-                    else:
-                        half = len(chunk) // 2
-                        queue.appendleft(chunk[half:])
-                        queue.appendleft(chunk[:half])
-                chunk = []
-            done = True
-        except DeliveryError as exc:
-            return exc, reported
+                    self.consumer.send_batch(message_type, batch)
+                except DeliveryError as exc:
+                    plan.failed(exc)
+                else:
+                    plan.sent()
         finally:
-            if not done:
-                self._put_back(message_type, chunk, queue)
-        return None, reported
+            # also when interrupted: exactly what was not sent goes back, in order
+            self._put_back(message_type, plan.unsent(), deque())
+        return plan.failure, plan.reported
 
     def _chunks(self, message_type: str, messages: list[str],
                 counts: Optional[dict[str, int]] = None) -> list[list[str]]:
-        max_count = self._count_limit(message_type, counts)
-        max_bytes = self._max_bytes[message_type]
-        total = sum(map(_size, messages))
-        if len(messages) <= max_count and total + 1 <= max_bytes:
-            return [messages]
-        chunks: list[list[str]] = []
-        current: list[str] = []
-        size = 1
-        for message in messages:
-            grow = _size(message)
-            if current and (len(current) >= max_count or size + grow > max_bytes):
-                chunks.append(current)
-                current, size = [], 1
-            current.append(message)
-            size += grow
-        if current:
-            chunks.append(current)
-        return chunks
+        return batches(messages, self._count_limit(message_type, counts),
+                       self._max_bytes[message_type])
 
     def _count_limit(self, message_type: str, counts: Optional[dict[str, int]] = None) -> int:
         """Messages per request now: the service's 2,000 while the endpoint is held or
@@ -551,43 +510,5 @@ def _warn_at_exit() -> None:
             consumer._warned_at_exit = True
             _warn_unflushed(count, "was still open at interpreter exit")
 
-def _splittable(error: RefusedError) -> bool:
-    """413, or a 400 naming no record: some message in the batch is the problem."""
-    return isinstance(error, PayloadTooLargeError) or error.status == 400
 
-
-def _combine(reported: list[DeliveryError]) -> DeliveryError:
-    """One error for everything refused and dropped in a flush."""
-    if len(reported) == 1:
-        return reported[0]
-    for error in reported[1:]:
-        # DEBUG: the combined error raised carries these messages too
-        log.debug("also refused and dropped: %s", error)
-    if all(isinstance(e, RecordsRejectedError) for e in reported):
-        records: list[FailedRecord] = []
-        imported = 0
-        for e in reported:
-            assert isinstance(e, RecordsRejectedError)
-            records.extend(e.failed_records)
-            imported += e.num_imported
-        first = reported[0]
-        assert isinstance(first, RecordsRejectedError)
-        return RecordsRejectedError(
-            f"/import refused {len(records)} record(s) in {len(reported)} batches "
-            f"({imported} imported): {records[0].message if records else ''}",
-            status=first.status,
-            body=first.body,
-            failed_records=records,
-            num_imported=imported,
-        )
-    first = reported[0]
-    messages = [m for e in reported for m in e.messages]
-    status = first.status if isinstance(first, RefusedError) else 0
-    body = first.body if isinstance(first, RefusedError) else ""
-    cls = PayloadTooLargeError if isinstance(first, PayloadTooLargeError) else RefusedError
-    return cls(
-        f"{len(messages)} message(s) refused and dropped; first: {first}",
-        status=status,
-        body=body,
-        messages=messages,
-    )
+_combine = combine

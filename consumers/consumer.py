@@ -36,7 +36,6 @@ error or log line.
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
@@ -47,14 +46,9 @@ import requests
 from consumers._closing import Closing
 from consumers._fork import ForkAware
 from consumers._http import DEFAULT_TIMEOUT, HttpTransport, Timeout
+from consumers._protocol.answers import batch_failure, status_answer
 from consumers.endpoints import MESSAGE_TYPES, Endpoints
-from consumers.errors import (
-    ConfigurationError,
-    DeliveryError,
-    FailedRecord,
-    RecordsRejectedError,
-    RefusedError,
-)
+from consumers.errors import ConfigurationError, DeliveryError
 from consumers.retry import RetryPolicy
 
 __all__ = ["MAX_BATCH", "ConfigurationError", "Consumer", "ServiceAccount"]
@@ -273,25 +267,22 @@ class Consumer(Closing, ForkAware):
         if len(messages) > MAX_BATCH:
             raise ValueError(f"a batch holds at most {MAX_BATCH} messages, got {len(messages)}")
         route = self._routes[message_type]
-        body = ("[" + ",".join(messages) + "]").encode("utf-8")
-        if route.gzip:
-            body = gzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0)
+        body = encode_batch(route, messages)
         try:
             response = self.transport.post(
                 route.url, body, route.headers, auth=route.auth, params=route.params
             )
             if not route.imports:
-                _check_status_answer(response)
-        except RefusedError as exc:
-            if route.imports and exc.status == 400:
-                rejected = _rejected_records(exc, message_type, messages)
-                if rejected is not None:
-                    raise rejected from None
-            exc.messages = [(message_type, m) for m in messages]
-            raise
+                refused = status_answer(response.text, response.status_code, response.url)
+                if refused is not None:
+                    raise refused
         except DeliveryError as exc:
-            exc.messages = [(message_type, m) for m in messages]
-            raise
+            raise batch_failure(route.imports, exc, message_type, messages) from None
+
+    def route(self, message_type: str) -> _Route:
+        """Where and how ``message_type`` is posted (URL, query, headers, auth, gzip)."""
+        self.check_sendable(message_type)
+        return self._routes[message_type]
 
     def flush(self) -> None:
         """Nothing is buffered here: a no-op, so every consumer can be flushed."""
@@ -319,64 +310,9 @@ class Consumer(Closing, ForkAware):
         """Open new connections instead of sharing the parent's."""
         self.transport.reset_after_fork()
 
-def _check_status_answer(response: requests.Response) -> None:
-    """Raise RefusedError for ``0`` / ``{"status": 0, ...}`` (the request was refused)."""
-    text = response.text.strip()
-    if text == "1":
-        return
-    try:
-        answer = json.loads(text) if text else None
-    except ValueError:
-        answer = None
-    if isinstance(answer, dict) and answer.get("status") in (1, "1", "OK", "ok"):
-        return
-    if text == "0" or (isinstance(answer, dict) and answer.get("status") in (0, "0")):
-        error = answer.get("error") if isinstance(answer, dict) else None
-        where = response.url.split("?", 1)[0]
-        raise RefusedError(
-            f"POST {where} refused the batch: {error or 'no valid data objects'}",
-            status=response.status_code,
-            body=text,
-        )
-    log.debug("unexpected answer from %s: %.200s", response.url.split("?", 1)[0], text)
-
-
-def _rejected_records(
-    exc: RefusedError, message_type: str, messages: Sequence[str]
-) -> Optional[RecordsRejectedError]:
-    """RecordsRejectedError from a strict /import 400 body; None without failed_records."""
-    try:
-        answer = json.loads(exc.body)
-    except ValueError:
-        return None
-    failed = answer.get("failed_records") if isinstance(answer, dict) else None
-    if not isinstance(failed, list) or not failed:
-        return None
-    records = []
-    for item in failed:
-        if not isinstance(item, dict):
-            continue
-        index = item.get("index")
-        record = None
-        if isinstance(index, int) and 0 <= index < len(messages):
-            record = (message_type, messages[index])
-        records.append(
-            FailedRecord(
-                index=index if isinstance(index, int) else -1,
-                message=str(item.get("message", "")),
-                field=item.get("field") or None,
-                insert_id=item.get("insert_id") or None,
-                record=record,
-            )
-        )
-    imported = answer.get("num_records_imported")
-    num_imported = imported if isinstance(imported, int) else len(messages) - len(records)
-    first = records[0].message if records else ""
-    return RecordsRejectedError(
-        f"/import refused {len(records)} of {len(messages)} record(s) "
-        f"({num_imported} imported): {first}",
-        status=exc.status,
-        body=exc.body,
-        failed_records=records,
-        num_imported=num_imported,
-    )
+def encode_batch(route: _Route, messages: Sequence[str]) -> bytes:
+    """The request body for ``messages`` on ``route``: their JSON joined, gzipped for /import."""
+    body = ("[" + ",".join(messages) + "]").encode("utf-8")
+    if route.gzip:
+        body = gzip.compress(body, compresslevel=_GZIP_LEVEL, mtime=0)
+    return body

@@ -46,6 +46,7 @@ import requests
 from consumers._closing import Closing
 from consumers._fork import ForkAware
 from consumers._http import HttpTransport
+from consumers._protocol.batches import Decision, posthog_rule
 from consumers.endpoints import redact_url
 from consumers.errors import DeliveryError, Message, PayloadTooLargeError, RefusedError
 from consumers.retry import RetryPolicy
@@ -117,6 +118,20 @@ def _too_large(size: int, pending: int, message: Message) -> PayloadTooLargeErro
     )
 
 
+def batch_head(api_key: str, historical_migration: bool = False) -> str:
+    """The start of every ``/batch/`` body for ``api_key``, up to the first message."""
+    migration = '"historical_migration":true,' if historical_migration else ""
+    return '{"api_key":' + json.dumps(api_key) + "," + migration + '"batch":['
+
+
+def batch_body(head: str, messages: Sequence[str], gzip: bool) -> bytes:
+    """The ``/batch/`` request body: ``head``, the messages as they are, gzipped if asked."""
+    data = (head + ",".join(messages) + "]}").encode("utf-8")
+    if gzip:
+        return _gzip.compress(data, compresslevel=6, mtime=0)
+    return data
+
+
 def _default_retry() -> RetryPolicy:
     """PostHog's reference schedule: 408, 429 and 5xx retried, 100 ms growing to 10 s."""
     return RetryPolicy(retry_statuses=POSTHOG_RETRY_STATUSES)
@@ -154,8 +169,7 @@ class PostHogConsumer(Closing, ForkAware):
         self.api_key = api_key
         self.max_batch = max_batch
         self.historical_migration = bool(historical_migration)
-        migration = '"historical_migration":true,' if historical_migration else ""
-        self._head = '{"api_key":' + json.dumps(api_key) + "," + migration + '"batch":['
+        self._head = batch_head(api_key, self.historical_migration)
         overhead = len(self._head.encode("utf-8")) + len("]}")
         if max_batch_bytes < overhead + MAX_MESSAGE_BYTES:
             raise ValueError(
@@ -256,11 +270,7 @@ class PostHogConsumer(Closing, ForkAware):
                 self._post(self._next_batch())
 
     def _body(self, batch: Sequence[tuple[str, int]]) -> bytes:
-        text = self._head + ",".join(m for m, _ in batch) + "]}"
-        data = text.encode("utf-8")
-        if self.gzip:
-            return _gzip.compress(data, compresslevel=6, mtime=0)
-        return data
+        return batch_body(self._head, [m for m, _ in batch], self.gzip)
 
     def _post(self, batch: list[tuple[str, int]]) -> None:
         try:
@@ -272,7 +282,8 @@ class PostHogConsumer(Closing, ForkAware):
 
     def _failed(self, error: DeliveryError, batch: list[tuple[str, int]]) -> None:
         """Keep the batch for later (an outage) or drop it (a refusal); describe it on ``error``."""
-        if isinstance(error, RefusedError) and error.status not in self.retry.retry_statuses:
+        if posthog_rule(self.retry.retry_statuses)(error, len(batch)) is Decision.REPORT:
+            assert isinstance(error, RefusedError)
             self._drop_front(len(batch))
             # DEBUG: the error raised next carries these messages; its handler reports them
             logger.debug("dropped %d message(s) refused with status %d: %.200s",

@@ -44,6 +44,7 @@ import random
 import threading
 import time
 import weakref
+from collections.abc import Awaitable
 from typing import Any, Callable, Optional
 
 import attrs
@@ -56,6 +57,7 @@ __all__ = [
     "RateLimitHeld",
     "RetryPolicy",
     "RetryableRefusal",
+    "async_retrying",
     "parse_retry_after",
     "retrying",
 ]
@@ -287,6 +289,31 @@ def retrying(
     """
     schedule = _Schedule(policy, deadline)
     return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(policy.retries),
+        stop=schedule.stop,
+        wait=schedule.next_wait,
+        sleep=sleep,
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+
+def async_retrying(
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], Awaitable[None]],
+    deadline: Optional[Callable[[], Optional[float]]] = None,
+) -> tenacity.AsyncRetrying:
+    """The asyncio form of :func:`retrying`: the same decisions, waits awaited with ``sleep``.
+
+    Use it as ``async for attempt in controller.copy(): with attempt: ...``:
+    tenacity keeps a run's state per thread, and the runs of one event loop
+    share its thread, so each concurrent run needs a copy of its own.
+    The stop and wait decisions are the same :class:`RetryPolicy` calls as
+    the threaded transport's; only the waiting differs.
+    """
+    schedule = _Schedule(policy, deadline)
+    return tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception(policy.retries),
         stop=schedule.stop,
         wait=schedule.next_wait,

@@ -1,0 +1,237 @@
+"""Event-loop lag while tracking through asyncio consumers, beside posthog-python's AsyncClient.
+
+Each run is one fresh event loop in this process, the collector in a process
+of its own (``python -m consumers.collector``).  A probe task sleeps 1 ms in
+a loop and records how late it wakes (the loop's lag) while the caller
+tracks ``--events`` events, yielding to the loop every 10 calls as an app
+serving requests does, and then awaits delivery.
+
+Destinations: ``healthy``; ``slow`` (every answer 50 ms late); ``down``
+(a port nobody listens on: connection refused, retried).
+
+Clients, each with its default settings but the queue sized for the burst:
+
+* ``ours-mixpanel``: ``Tracker`` into ``AsyncBackgroundConsumer`` (1000 per request);
+* ``ours-posthog``: ``tracker.posthog.Client`` into ``AsyncPostHogConsumer``
+  (100 per request, gzip);
+* ``baseline``: no client, the probe alone (the machine's own lag);
+* ``posthog-async``: ``posthog.AsyncClient`` (100 per request, its own
+  httpx client; ``max_queue_size`` raised to the burst so it drops nothing).
+
+Per run: the loop's max and p99 lag, the caller's median cost per call,
+delivered events per second (first call to all delivered; not for
+``down``).  Medians over the rounds; runs interleaved by client.
+
+    python3 benchmarks/bench_aio.py [--events 20000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import socket
+import statistics
+import time
+from typing import Any, Callable
+
+from _common import PROPS, CollectorProcess
+
+KEY = "phc_benchmark_project_key"
+CHUNK = 10
+
+
+class LagProbe:
+    """How late a 1 ms sleep wakes, sampled continuously on the running loop."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+        self._task: Any = None
+
+    async def _run(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(0.001)
+            self.lags.append(max(0.0, time.perf_counter() - start - 0.001))
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> tuple[float, float]:
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        lags = sorted(self.lags) or [0.0]
+        return lags[-1], lags[int(len(lags) * 0.99) - 1 if len(lags) > 1 else 0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def ours_mixpanel(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
+    from consumers.aio import AsyncBackgroundConsumer
+    from consumers.retry import RetryPolicy
+    from tracker import Tracker
+
+    consumer = AsyncBackgroundConsumer(api_host=url, spool=False, retry=RetryPolicy(
+        max_attempts=3, initial_backoff=0.05) if down else None)
+    consumer.start()
+    tracker = Tracker("project-token", consumer)
+
+    def call(i: int) -> Any:
+        return tracker.track(f"user-{i % 100}", "Order placed", PROPS)
+
+    async def done() -> None:
+        await consumer.flush(60.0)
+
+    async def close() -> None:
+        await consumer.aclose(timeout=0.5)
+
+    return call, done, close
+
+
+async def ours_posthog(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
+    from consumers.aio import AsyncPostHogConsumer
+    from consumers.retry import RetryPolicy
+    from tracker.posthog import Client
+
+    consumer = AsyncPostHogConsumer(KEY, url, spool=False, retry=RetryPolicy(
+        max_attempts=3, initial_backoff=0.05) if down else None)
+    consumer.start()
+    client = Client(KEY, sink=consumer)
+
+    def call(i: int) -> Any:
+        return client.capture(f"user-{i % 100}", "Order placed", PROPS)
+
+    async def done() -> None:
+        await consumer.flush(60.0)
+
+    async def close() -> None:
+        await consumer.aclose(timeout=0.5)
+
+    return call, done, close
+
+
+async def posthog_async(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
+    from posthog import AsyncClient
+
+    client = AsyncClient(KEY, host=url, max_queue_size=n + 1000,
+                         max_retries=2 if down else 3)
+
+    def call(i: int) -> Any:
+        return client.capture("Order placed", distinct_id=f"user-{i % 100}", properties=PROPS)
+
+    async def done() -> None:
+        await client.flush(60.0)
+
+    async def close() -> None:
+        try:
+            await asyncio.wait_for(client.shutdown(), 5.0)
+        except asyncio.TimeoutError:  # down: its retries outlast the wait; the loop moves on
+            pass
+
+    return call, done, close
+
+
+async def baseline(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
+    """No client: the lag this machine's loop shows anyway (other processes, timers)."""
+
+    def call(i: int) -> Any:
+        return None
+
+    async def nothing() -> None:
+        await asyncio.sleep(0.5)
+
+    return call, nothing, nothing
+
+
+CLIENTS = {"baseline": (baseline, "track"), "ours-mixpanel": (ours_mixpanel, "track"),
+           "ours-posthog": (ours_posthog, "posthog"), "posthog-async": (posthog_async, "posthog")}
+
+
+async def one_run(make: Any, url: str, n: int, down: bool) -> dict[str, float]:
+    call, done, close = await make(url, n, down)
+    probe = LagProbe()
+    probe.start()
+    await asyncio.sleep(0.05)
+    costs: list[float] = []
+    started = time.perf_counter()
+    for base in range(0, n, CHUNK):
+        t0 = time.perf_counter_ns()
+        for i in range(base, min(n, base + CHUNK)):
+            call(i)
+        costs.append((time.perf_counter_ns() - t0) / CHUNK / 1000)
+        await asyncio.sleep(0)
+    if down:
+        await asyncio.sleep(2.0)  # retries and probes run against the refused port
+    else:
+        await done()
+    elapsed = time.perf_counter() - started
+    worst, p99 = await probe.stop()
+    await close()
+    return {"max_ms": worst * 1000, "p99_ms": p99 * 1000,
+            "call_us": statistics.median(costs), "elapsed": elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", default="healthy,slow,down")
+    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--gc-off", action="store_true",
+                        help="disable the garbage collector (tells its pauses from ours)")
+    args = parser.parse_args()
+    logging.disable(logging.CRITICAL)  # the down case logs every refused attempt
+    if args.gc_off:
+        gc.disable()
+    cases = args.cases.split(",")
+    clients = args.clients.split(",")
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    with CollectorProcess() as collector:
+        separate = collector.separate_cpus()
+        print(f"{args.events} events per run, {args.rounds} rounds; collector on its own "
+              f"CPU: {separate}")
+        for _ in range(args.rounds):
+            for case in cases:
+                for name in clients:
+                    make, endpoint = CLIENTS[name]
+                    collector.reset()
+                    url = collector.url
+                    if case == "slow":
+                        collector.add_latency(0.05)
+                    elif case == "down":
+                        url = f"http://127.0.0.1:{free_port()}"
+                    row = asyncio.run(one_run(make, url, args.events, case == "down"))
+                    if case != "down" and name != "baseline":
+                        got = len(collector.records(endpoint))
+                        row["delivered"] = got
+                        row["per_s"] = got / row["elapsed"]
+                    results.setdefault((case, name), []).append(row)
+    print(f"{'case':8} {'client':14} {'max lag ms':>10} {'p99 lag ms':>10} "
+          f"{'call us':>8} {'events/s':>10} {'delivered':>9}")
+    for (case, name), rows in results.items():
+        def med(key: str, rows: list[dict[str, float]] = rows) -> float:
+            return statistics.median(r.get(key, float("nan")) for r in rows)
+        print(f"{case:8} {name:14} {med('max_ms'):10.2f} {med('p99_ms'):10.2f} "
+              f"{med('call_us'):8.2f} {med('per_s'):10.0f} {med('delivered'):9.0f}")
+    for case in cases:
+        theirs = results.get((case, "posthog-async"))
+        if not theirs or case == "down" or "per_s" not in theirs[0]:
+            continue
+        for name in ("ours-posthog", "ours-mixpanel"):
+            ours = results.get((case, name))
+            if ours:
+                ratio = (statistics.median(r["per_s"] for r in ours)
+                         / statistics.median(r["per_s"] for r in theirs))
+                print(f"{case}: {name} delivers {ratio:.2f}x posthog-async's events/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""How far delivery has come, and the ``flush()`` calls waiting for it.
+
+Every message accepted gets a number; it is *settled* once delivered,
+refused for good, dropped or written to the spool.  A ``flush()`` waits for
+the number of the last message accepted before it was called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Optional
+
+__all__ = ["Progress"]
+
+
+class Progress:
+    """Accepted and settled counts; the futures of the ``flush()`` calls in progress."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.settled = 0
+        self.flush_requested = 0  # flush() calls waiting: the task delivers at once
+        # (target, patient: waits out an outage until its timeout, future)
+        self._waiters: list[tuple[int, bool, asyncio.Future[bool]]] = []
+
+    @property
+    def done(self) -> bool:
+        return self.settled >= self.accepted
+
+    async def wait(self, timeout: Optional[float]) -> bool:
+        """Until what was accepted so far is settled: the result :meth:`notify` gives."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self.accepted, timeout is not None, future))
+        self.flush_requested += 1
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self.flush_requested -= 1
+
+    def notify(self, *, clean: bool, failed: bool = False) -> None:
+        """Answer the waits that are over; after a failure, False to the impatient.
+
+        ``clean``: nothing waits in the spool (else a settled wait answers False).
+        """
+        if not self._waiters:
+            return
+        still = []
+        for target, patient, future in self._waiters:
+            if future.done():
+                continue
+            if failed and not patient:
+                future.set_result(False)
+            elif self.settled >= target and (clean or not failed):
+                future.set_result(clean)
+            else:
+                still.append((target, patient, future))
+        self._waiters = still

@@ -1,0 +1,245 @@
+"""The asyncio HTTP transport: ``httpx.AsyncClient`` around the same rules as the threaded one.
+
+:class:`AsyncHttpTransport` posts a body and returns the 2xx :class:`Answer`,
+or raises the delivery error family exactly as
+:class:`~consumers._http.HttpTransport` does: the status mapping, the
+``Retry-After`` holds per endpoint (:mod:`consumers._pace`) and the retry
+decisions (:class:`~consumers.retry.RetryPolicy`) come from
+:mod:`consumers._protocol`; this module only moves bytes and awaits.
+Nothing here blocks the event loop: waits are ``asyncio`` sleeps, and a
+shutdown deadline (:meth:`AsyncHttpTransport.end_retries_at`) cuts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Optional, Union
+
+import attrs
+import httpx
+
+# Imported now, not on the first request: each would stall the running loop
+# for tens of milliseconds (httpcore alone takes ~50 ms to import).
+import httpcore  # noqa: F401  # isort: skip
+import h11  # noqa: F401  # isort: skip
+
+from consumers import local
+from consumers._http import DEFAULT_TIMEOUT, USER_AGENT, Auth, Timeout
+from consumers._pace import Pace, endpoint_key
+from consumers._protocol.answers import (
+    answer_error,
+    describe_url,
+    held_past_budget,
+    note_answer,
+    short,
+)
+from consumers.errors import TimeoutError_, TransportError
+from consumers.retry import RetryPolicy, async_retrying
+
+__all__ = ["Answer", "AsyncHttpTransport"]
+
+log = logging.getLogger("consumers.aio")
+
+#: How often a wait looks at a deadline moved meanwhile (seconds).
+_DEADLINE_POLL = 0.05
+
+_default_tls: Optional[ssl.SSLContext] = None
+
+
+def _tls(verify: Union[bool, str]) -> Union[bool, ssl.SSLContext]:
+    """One verifying TLS context for every client: loading the CA bundle takes ~20 ms."""
+    global _default_tls
+    if verify is not True:
+        return verify if isinstance(verify, bool) else httpx.create_ssl_context(verify=verify)
+    if _default_tls is None:
+        _default_tls = httpx.create_ssl_context()
+    return _default_tls
+
+
+try:
+    import anyio._backends._asyncio  # noqa: F401  (httpcore's backend on asyncio)
+except ImportError:  # pragma: no cover - an httpcore that does not use anyio
+    pass
+
+
+@attrs.frozen
+class Answer:
+    """A 2xx answer: what the consumers read of it."""
+
+    status: int
+    text: str
+    url: str
+
+
+def _timeout(timeout: Timeout) -> httpx.Timeout:
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return httpx.Timeout(read, connect=connect, pool=connect)
+    return httpx.Timeout(timeout)
+
+
+class AsyncHttpTransport:
+    """POSTs bodies on the running event loop with keep-alive, timeouts and retries.
+
+    ``client`` may be a caller's own ``httpx.AsyncClient`` (then it is used
+    as is and not closed by :meth:`aclose`).  ``pace`` remembers the
+    service's ``Retry-After`` per endpoint, as for the threaded transport.
+    """
+
+    def __init__(
+        self,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - a frozen value
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        verify: Union[bool, str] = True,
+        user_agent: str = USER_AGENT,
+        client: Optional[httpx.AsyncClient] = None,
+        *,
+        pool_size: int = 10,
+        pace: Optional[Pace] = None,
+    ) -> None:
+        if not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        self.retry = retry
+        self.timeout = timeout
+        self.verify = verify
+        self.user_agent = user_agent
+        self.pace = Pace(max_hold=retry.max_retry_after) if pace is None else pace
+        self._retry_deadline: Optional[float] = None
+        self._owns_client = client is None
+        self._client = client
+        self._pool_size = pool_size
+        local.local_collector_url()  # a malformed TRACKING_TOOLKIT_LOCAL_COLLECTOR fails here
+        self._retrying = async_retrying(retry, sleep=self._wait_between_attempts,
+                                        deadline=lambda: self._retry_deadline)
+
+    def __repr__(self) -> str:
+        return (f"AsyncHttpTransport(retry={self.retry!r}, timeout={self.timeout!r}, "
+                f"verify={self.verify!r}, user_agent={self.user_agent!r})")
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The ``httpx.AsyncClient`` posting (made on first use, on the running loop)."""
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    async def open(self) -> None:
+        """Make the client and its TLS context now, before the first POST needs them."""
+        if self.verify is True and _default_tls is None:
+            await asyncio.to_thread(_tls, True)  # the CA bundle is read off the loop
+        self.client  # noqa: B018 - made here, at start, not in the middle of a burst
+
+    def _new_client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=self._pool_size,
+                              max_keepalive_connections=self._pool_size)
+        return httpx.AsyncClient(timeout=_timeout(self.timeout), verify=_tls(self.verify),
+                                 limits=limits, trust_env=True)
+
+    def end_retries_at(self, deadline: Optional[float]) -> None:
+        """Start no retry that would end after ``deadline`` (``time.monotonic()``; None: lift)."""
+        self._retry_deadline = deadline
+
+    async def _wait_between_attempts(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            deadline = self._retry_deadline
+            if deadline is not None and end > deadline:
+                raise _WaitCut
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, _DEADLINE_POLL))
+
+    async def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        auth: Auth = None,
+        params: Optional[Mapping[str, str]] = None,
+    ) -> Answer:
+        """POST ``body`` to ``url``; the 2xx answer, or a delivery error after retries."""
+        url, headers = local.redirect(url, headers)
+        key = endpoint_key(url)
+        started = time.monotonic()
+        failed: Optional[BaseException] = None
+        answer: Optional[Answer] = None
+        try:
+            # a run of its own: tenacity keeps a run's state per thread, and
+            # concurrent POSTs on one loop share the thread
+            async for attempt in self._retrying.copy():
+                with attempt:
+                    try:
+                        await self._await_pace(key, url, started)
+                        answer = await self._attempt(url, body, headers, auth, params, key)
+                    except BaseException as exc:
+                        failed = exc
+                        raise
+        except _WaitCut:
+            assert failed is not None
+            raise failed from None
+        assert answer is not None
+        return answer
+
+    async def _await_pace(self, key: str, url: str, started: float) -> None:
+        while True:
+            until = self.pace.until(key)
+            now = time.monotonic()
+            if until <= now:
+                return
+            error = held_past_budget(url, until, now, started, self.retry, self._retry_deadline)
+            if error is not None:
+                raise error
+            await asyncio.sleep(min(until - now, _DEADLINE_POLL))
+
+    async def _attempt(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        auth: Auth,
+        params: Optional[Mapping[str, str]],
+        key: str,
+    ) -> Answer:
+        all_headers = {"User-Agent": self.user_agent}
+        all_headers.update(headers)
+        sent = time.monotonic()
+        try:
+            if auth is None:
+                response = await self.client.post(
+                    url, content=body, headers=all_headers, params=params)
+            else:
+                response = await self.client.post(
+                    url, content=body, headers=all_headers, params=params,
+                    auth=httpx.BasicAuth(*auth))
+        except httpx.TimeoutException as exc:
+            raise TimeoutError_(
+                f"POST {describe_url(url)} timed out: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"POST {describe_url(url)} failed: {type(exc).__name__}: "
+                f"{short(str(exc), 200)}") from None
+        status = response.status_code
+        held_until = note_answer(self.pace, key, self.retry, status, response.headers,
+                                 time.monotonic() - sent)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("POST %s -> %d (%d bytes sent)", describe_url(url), status, len(body))
+        text = response.text
+        error = answer_error(status, response.headers, text, url, self.retry, held_until)
+        if error is not None:
+            raise error
+        return Answer(status, text, str(response.url))
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (only of a client this transport created)."""
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+class _WaitCut(Exception):
+    """A wait between attempts was cut short by :meth:`AsyncHttpTransport.end_retries_at`."""

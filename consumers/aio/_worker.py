@@ -1,0 +1,243 @@
+"""The delivery task of :class:`~consumers.aio.AsyncBackgroundConsumer`, on the event loop.
+
+It takes slices of the queue, cuts each type's messages into requests and
+follows a :class:`~consumers._protocol.batches.FlushPlan` for them: the same
+rules as :class:`~consumers.buffered.BufferedConsumer`.  When the
+destination fails past the retry budget the unsent messages go back to the
+front of the queue, in order, and the task waits (``probe_interval``,
+doubling up to ``max_probe_interval``) before probing with a small slice.
+Messages spilled to the spool (queue full, close) are read back on a thread
+and delivered once the destination answers; a segment leaves the disk only
+when all of it was delivered or refused.
+
+Every wait is an ``await``; the only disk IO (reading the spool back,
+removing a delivered segment) runs on a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from consumers._protocol.batches import FlushPlan, batches, message_size
+from consumers.errors import DeliveryError, Message, RecordsRejectedError
+
+if TYPE_CHECKING:
+    from consumers.aio.background import AsyncBackgroundConsumer
+
+__all__ = ["Worker"]
+
+logger = logging.getLogger("consumers.aio")
+
+#: Messages per slice while probing a destination that was down.
+PROBE_SLICE = 100
+
+
+def _read_segment(folder: Path) -> list[Message]:
+    """Every message in a spool segment (a thread's work: this reads files)."""
+    from consumers.replaying import replay
+
+    got: list[Message] = []
+    replay(folder, lambda t, m: got.append((t, m)), checkpoint=False)
+    return got
+
+
+def _reported_messages(error: DeliveryError) -> list[Message]:
+    if isinstance(error, RecordsRejectedError):
+        return [r.record for r in error.failed_records if r.record is not None]
+    return list(error.messages)
+
+
+class Worker:
+    """Delivers the consumer's queue; one per consumer and loop."""
+
+    def __init__(self, consumer: AsyncBackgroundConsumer) -> None:
+        self.c = consumer
+        self.outage = False
+        self.probe = consumer.probe_interval
+        self.last_error: Optional[DeliveryError] = None
+        self.adopt_due = consumer.spool is not None  # at start, and after each outage
+
+    async def run(self) -> None:
+        c = self.c
+        transport = getattr(c.inner, "transport", None)
+        if transport is not None and hasattr(transport, "open"):
+            await transport.open()
+        while True:
+            if not c.urgent and (self.outage or not self._due()):
+                await self._pause()
+            c.wake.clear()
+            try:
+                await self._pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug of ours or of a sink must not end delivery
+                logger.exception("the delivery task failed; it carries on")
+                await asyncio.sleep(self.probe)
+            c.notify_flushers()
+
+    def _due(self) -> bool:
+        c = self.c
+        return bool(c.items) and (c.progress.flush_requested > 0 or len(c.items) >= c.batch)
+
+    async def _pause(self) -> None:
+        c = self.c
+        if self.outage:
+            await asyncio.sleep(self.probe)
+            self.probe = min(self.probe * 2, c.max_probe_interval)
+            return
+        try:
+            await asyncio.wait_for(c.wake.wait(), c.flush_interval)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _pass(self) -> None:
+        """Deliver what is queued (urgent first), then what the spool holds."""
+        c = self.c
+        while c.urgent:
+            if not await self.deliver([c.urgent.popleft()], queued=True):
+                return
+        while c.items:
+            if self.outage:  # probe with one small request
+                if not await self.deliver(self._take(PROBE_SLICE), queued=True):
+                    return
+                continue
+            slices: list[list[Message]] = []
+            while c.items and len(slices) < c.max_in_flight:
+                slices.append(self._take(c.batch))
+            if not await self._deliver_at_once(slices):
+                return
+        if c.spool is not None and c.spool.has_data:
+            await self._replay_spool()
+        if self.adopt_due and not self.outage:
+            self.adopt_due = False
+            await self._adopt_orphans()
+
+    def _take(self, count: int) -> list[Message]:
+        c = self.c
+        taken = [c.items.popleft() for _ in range(min(count, len(c.items)))]
+        c.queued_bytes -= sum(len(m) for _, m in taken) + c.overhead * len(taken)
+        return taken
+
+    async def _deliver_at_once(self, slices: list[list[Message]]) -> bool:
+        """Post ``slices`` concurrently (a slow destination answers them in parallel).
+
+        What any of them did not send goes back to the front of the queue in
+        the slices' order, also when the task is cancelled meanwhile.
+        """
+        if len(slices) == 1:
+            return await self.deliver(slices[0], queued=True)
+        kept: list[list[Message]] = [[] for _ in slices]
+        tasks: list[asyncio.Task[bool]] = []
+        try:
+            for piece, keep in zip(slices, kept):
+                tasks.append(asyncio.ensure_future(self.deliver(piece, queued=True, keep=keep)))
+                # one task's encoding per turn of the loop, not all of them in one turn
+                await asyncio.sleep(0)
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # their put-backs
+            raise
+        finally:
+            self.c.put_back([m for unsent in kept for m in unsent])
+        if not all(results):
+            self.outage = True  # another slice's success does not end the outage
+            return False
+        return True
+
+    async def deliver(self, items: Sequence[Message], *, queued: bool,
+                      keep: Optional[list[Message]] = None) -> bool:
+        """Send ``items``; False (unsent ones put back when ``queued``) if the destination failed.
+
+        ``queued``: the items came from the queue (else from the spool, where
+        they stay until delivered).  ``keep``: where the unsent go instead of
+        the queue (the caller puts them back).
+        """
+        c = self.c
+        by_type: dict[str, list[str]] = {}
+        for message_type, message_json in items:
+            by_type.setdefault(message_type, []).append(message_json)
+        types = list(by_type)
+        for index, message_type in enumerate(types):
+            messages = by_type[message_type]
+            count, max_bytes = c.inner.limits(message_type)
+            size = getattr(c.inner, "size", message_size)
+            plan = FlushPlan(message_type, batches(messages, count, max_bytes, size),
+                             c.inner.rule)
+            try:
+                await self._follow(plan)
+            finally:
+                unsent = plan.unsent()
+                if queued and unsent:
+                    rest = [(message_type, m) for m in unsent]
+                    rest += [(t, m) for t in types[index + 1:] for m in by_type[t]]
+                    if keep is not None:
+                        keep.extend(rest)
+                    else:
+                        c.put_back(rest)
+                c.count_outcome(len(messages), plan.delivered, len(unsent), queued=queued)
+            for error in plan.reported:
+                c.report(error, _reported_messages(error))
+            if plan.failure is not None:
+                self._failed(plan.failure)
+                return False
+        if self.outage:
+            logger.warning("destination answers again; delivering what was kept")
+            self.adopt_due = self.c.spool is not None
+        self.outage = False
+        self.probe = c.probe_interval
+        return True
+
+    async def _follow(self, plan: FlushPlan) -> None:
+        sender = self.c.inner
+        while True:
+            batch = plan.next_batch()
+            if batch is None:
+                return
+            try:
+                await sender.send_batch(plan.message_type, batch)
+            except DeliveryError as exc:
+                plan.failed(exc)
+            else:
+                plan.sent()
+
+    def _failed(self, error: DeliveryError) -> None:
+        self.last_error = error
+        if not self.outage:
+            self.c.stats_counts["outages"] += 1
+            logger.warning("destination unavailable (%s); %d message(s) kept, retrying in "
+                           "%.3g s", error, len(self.c.items), self.probe)
+        self.outage = True
+        self.c.notify_flushers(failed=True)
+
+    async def _replay_spool(self) -> None:
+        spool = self.c.spool
+        assert spool is not None
+        spool.seal()
+        for segment in spool.segments():
+            messages = await asyncio.to_thread(_read_segment, segment)
+            if messages and not await self.deliver(messages, queued=False):
+                return
+            spool.read_back(len(messages))
+            self.c.stats_counts["replayed"] += len(messages)
+            await asyncio.to_thread(spool.done, segment)
+
+    async def _adopt_orphans(self) -> None:
+        """Deliver spool folders left by processes that are gone (a crash, an earlier run)."""
+        spool = self.c.spool
+        assert spool is not None
+        for folder in spool.orphans():  # each is locked while handled here
+            logger.info("replaying a spool left behind in %s", folder)
+            for segment in sorted(p for p in folder.glob("seg-*") if p.is_dir()):
+                messages = await asyncio.to_thread(_read_segment, segment)
+                if messages and not await self.deliver(messages, queued=False):
+                    return
+                self.c.stats_counts["replayed"] += len(messages)
+                await asyncio.to_thread(shutil.rmtree, segment, True)
+            await asyncio.to_thread(shutil.rmtree, folder, True)

@@ -1,0 +1,328 @@
+"""``AsyncBackgroundConsumer``: delivery as a task on the running loop; ``send()`` never waits.
+
+::
+
+    async with AsyncBackgroundConsumer(region="eu") as consumer:
+        tracker = Tracker(token, consumer)       # unchanged: send() is synchronous
+        tracker.track("user-1", "Signed up")     # queued; the task posts it
+        await consumer.flush()                   # True once delivered
+
+``send(type, message_json)`` checks the message (type, configuration, size:
+bad input raises at once), appends it to an in-memory queue bounded by
+``max_queue_bytes`` and returns; it does no IO.  Called from another thread
+(a synchronous view run in a thread pool), it hands the message to the loop
+with ``call_soon_threadsafe``.  The delivery task (:mod:`consumers.aio._worker`)
+posts through the sender (:class:`~consumers.aio.AsyncConsumer` for
+Mixpanel, :class:`~consumers.aio.AsyncPostHogSender` for PostHog) in
+requests of the sender's limits, with the same batching, bisection,
+partial-failure and retry rules as the threaded consumers, and with its
+``Retry-After`` holds.
+
+When the queue is full (an outage longer than memory allows), a new message
+is written to the spool (one short append on the caller's thread, the
+``"spill"`` policy of :class:`~consumers.background.BackgroundConsumer`), or
+dropped and reported when there is no spool.  :meth:`aclose` delivers for at
+most ``shutdown_timeout`` seconds, then writes what is left to the spool (on
+a thread) or reports it.  The spool folder is the one a
+``BackgroundConsumer`` for the same program and destination uses, so either
+kind replays what the other left.
+
+``immediate`` (what a :class:`~tracker.Tracker` sends an alias through)
+queues the message ahead of everything else and wakes the task: the caller
+never waits.  Messages lost for good (refused, dropped) reach
+``on_error(error, messages)``, else the tracker's error handler, else the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable, Optional, Union
+
+from consumers._background.losses import QueueFullError
+from consumers._spool import Spool
+from consumers._spool_home import TEMP_SPOOL, default_spool_root
+from consumers.aio._progress import Progress
+from consumers.aio._sender import AsyncSender, sender_types
+from consumers.aio._worker import Worker
+from consumers.errors import DeliveryError, Message
+
+__all__ = ["AsyncBackgroundConsumer", "AsyncSender"]
+
+logger = logging.getLogger("consumers.aio")
+
+DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
+#: Bytes a queued message costs beyond its characters (the tuple and string objects).
+OVERHEAD = 120
+
+ErrorCallback = Callable[[BaseException, list[Message]], Any]
+
+
+def _log_error(error: BaseException, messages: list[Message]) -> None:
+    logger.error("%d message(s) not delivered, lost for good: %s", len(messages), error)
+
+
+class AsyncBackgroundConsumer:
+    """Deliver through ``inner`` (an :class:`AsyncSender`) from a task on the running loop.
+
+    ``inner`` defaults to an :class:`~consumers.aio.AsyncConsumer` built
+    from the other keyword arguments (``region=``, ``api_host=``,
+    ``retry=``, ...).  ``spool``: ``None`` (the default folder, see
+    :mod:`consumers.background`), a folder, ``TEMP_SPOOL``, or ``False``
+    (no spool: what cannot be kept is dropped and reported).  Up to
+    ``max_in_flight`` requests are posted at once (one while probing a
+    destination that was down); after a failure, what they did not send goes
+    back to the front of the queue in order.
+    """
+
+    def __init__(
+        self,
+        inner: Optional[AsyncSender] = None,
+        *,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        flush_interval: float = 1.0,
+        on_error: Optional[ErrorCallback] = None,
+        spool: Union[bool, str, Path, None] = None,
+        shutdown_timeout: float = 10.0,
+        probe_interval: float = 1.0,
+        max_probe_interval: float = 30.0,
+        max_in_flight: int = 4,
+        **consumer_kwargs: Any,
+    ) -> None:
+        if max_queue_bytes < 1024:
+            raise ValueError(f"max_queue_bytes must be at least 1024, got {max_queue_bytes!r}")
+        for name, value in (("flush_interval", flush_interval),
+                            ("probe_interval", probe_interval),
+                            ("shutdown_timeout", shutdown_timeout)):
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
+                or max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be a positive int, got {max_in_flight!r}")
+        if inner is None:
+            from consumers.aio.senders import AsyncConsumer
+
+            inner = AsyncConsumer(**consumer_kwargs)
+        elif consumer_kwargs:
+            raise TypeError(f"pass either inner or AsyncConsumer arguments, not both: "
+                            f"{sorted(consumer_kwargs)}")
+        self.inner: AsyncSender = inner
+        self.max_queue_bytes = max_queue_bytes
+        self.flush_interval = flush_interval
+        self.shutdown_timeout = shutdown_timeout
+        self.probe_interval = probe_interval
+        self.max_probe_interval = max(probe_interval, max_probe_interval)
+        self.overhead = OVERHEAD
+        self.max_in_flight = max_in_flight
+        self.batch = max(inner.limits(t)[0] for t in sender_types(inner))
+        self.spool: Optional[Spool] = None
+        if spool is not False:
+            if spool is None or spool is True:
+                root = default_spool_root(inner)
+            else:
+                root = None if spool is TEMP_SPOOL else Path(spool)
+            self.spool = Spool(root)
+        self._on_error = on_error
+        self._fallback_error: ErrorCallback = _log_error
+        self.items: deque[Message] = deque()
+        self.urgent: deque[Message] = deque()
+        self.queued_bytes = 0
+        self.stats_counts = dict.fromkeys(
+            ("enqueued", "delivered", "refused", "dropped", "spilled", "replayed", "outages"), 0)
+        self.progress = Progress()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[int] = None
+        self._task: Optional[asyncio.Task[None]] = None
+        self._worker = Worker(self)
+        self._closed = False
+        loop = asyncio._get_running_loop()
+        if loop is not None:
+            self._start(loop)
+
+    def __repr__(self) -> str:
+        return f"AsyncBackgroundConsumer(inner={self.inner!r}, queued={len(self.items)})"
+
+    # -- the caller's side ---------------------------------------------------------
+    def send(self, type: str, message_json: str) -> None:
+        """Queue one message for the delivery task; raises at once for a bad message."""
+        if message_json.__class__ is not str:
+            raise TypeError(f"message_json must be a str, got {message_json.__class__.__name__}")
+        self.inner.check(type, message_json)
+        self._hand_over(self._accept, type, message_json)
+
+    __call__ = send
+
+    @property
+    def immediate(self) -> Callable[[str, str], None]:
+        """A sink for what must reach the service soon (an alias): queued first; never waits."""
+        return self._send_urgent
+
+    def _send_urgent(self, type: str, message_json: str) -> None:
+        if message_json.__class__ is not str:
+            raise TypeError(f"message_json must be a str, got {message_json.__class__.__name__}")
+        self.inner.check(type, message_json)
+        self._hand_over(self._accept_urgent, type, message_json)
+
+    def _hand_over(self, accept: Callable[[str, str], None], type: str, text: str) -> None:
+        if threading.get_ident() == self._thread:
+            accept(type, text)
+            return
+        loop = self._loop
+        if loop is None:
+            running = asyncio._get_running_loop()
+            if running is not None:
+                self._start(running)
+            accept(type, text)  # not started: the task takes it when it starts
+            return
+        try:
+            loop.call_soon_threadsafe(accept, type, text)
+        except RuntimeError:  # the loop is closed: nothing will deliver it
+            self._keep_or_report([(type, text)], "its event loop is closed")
+
+    def _accept(self, type: str, message_json: str) -> None:
+        if self._closed:
+            self._keep_or_report([(type, message_json)], "the consumer is closed")
+            return
+        size = len(message_json) + OVERHEAD
+        if self.queued_bytes + size > self.max_queue_bytes:
+            self._keep_or_report([(type, message_json)], "the queue is full")
+            return
+        self.items.append((type, message_json))
+        self.queued_bytes += size
+        self.progress.accepted += 1
+        self.stats_counts["enqueued"] += 1
+        if len(self.items) == self.batch and self._task is not None:
+            self.wake.set()
+
+    def _accept_urgent(self, type: str, message_json: str) -> None:
+        if self._closed:
+            self._keep_or_report([(type, message_json)], "the consumer is closed")
+            return
+        self.urgent.append((type, message_json))
+        self.progress.accepted += 1
+        self.stats_counts["enqueued"] += 1
+        if self._task is not None:
+            self.wake.set()
+
+    def _keep_or_report(self, messages: list[Message], why: str) -> None:
+        """Spill ``messages`` to the spool, else report them dropped."""
+        if self.spool is not None and self.spool.write(messages):
+            self.stats_counts["spilled"] += len(messages)
+            return
+        self.stats_counts["dropped"] += len(messages)
+        self.report(QueueFullError(f"{len(messages)} message(s) dropped: {why}",
+                                   messages=messages, dropped=len(messages)), messages)
+
+    # -- the task's side -----------------------------------------------------------
+    def put_back(self, messages: list[Message]) -> None:
+        """Unsent messages return to the front of the queue, in their order."""
+        self.items.extendleft(reversed(messages))
+        self.queued_bytes += sum(len(m) for _, m in messages) + OVERHEAD * len(messages)
+
+    def count_outcome(self, total: int, delivered: int, unsent: int, *, queued: bool) -> None:
+        self.stats_counts["delivered"] += delivered
+        self.stats_counts["refused"] += total - delivered - unsent
+        if queued:
+            self.progress.settled += total - unsent
+
+    def report(self, error: BaseException, messages: list[Message]) -> None:
+        """``messages`` are lost for good because of ``error``."""
+        callback = self._on_error if self._on_error is not None else self._fallback_error
+        try:
+            callback(error, messages)
+        except Exception:
+            logger.exception("the error callback failed")
+
+    def notify_flushers(self, *, failed: bool = False) -> None:
+        """Answer the ``flush()`` calls that are over (all impatient ones after a failure)."""
+        self.progress.notify(clean=self.spool is None or not self.spool.has_data, failed=failed)
+
+    # -- lifecycle -----------------------------------------------------------------
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.get_ident()
+        self.wake = asyncio.Event()
+        if self.items or self.urgent:
+            self.wake.set()
+        self._task = loop.create_task(self._worker.run(), name="tracking-delivery")
+
+    def start(self) -> None:
+        """Start the delivery task on the running loop (sending or ``async with`` also do)."""
+        if self._task is None:
+            self._start(asyncio.get_running_loop())
+
+    async def __aenter__(self) -> AsyncBackgroundConsumer:
+        self.start()
+        return self
+
+    async def __aexit__(self, exc_type: Optional[type[BaseException]],
+                        exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        await self.aclose()
+
+    def use_error_handler(self, handler: Callable[[BaseException], Any]) -> None:
+        """Report losses to ``handler(error)`` when no ``on_error`` was given (a Tracker's)."""
+        self._fallback_error = lambda error, messages: handler(error)
+
+    async def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait until every message sent so far was delivered or refused for good.
+
+        False when ``timeout`` passed first, when some messages wait in the
+        spool, and (without a ``timeout``) as soon as the destination is down:
+        what waits is kept, and is delivered when it answers again.
+        """
+        self.start()
+        if self.progress.done and not self.items and not self.urgent:
+            return not self._worker.outage and (self.spool is None or not self.spool.has_data)
+        if self._worker.outage and timeout is None:
+            return False
+        self.wake.set()
+        return await self.progress.wait(timeout)
+
+    async def aclose(self, timeout: Optional[float] = None) -> None:
+        """Deliver for at most ``timeout`` (default ``shutdown_timeout``) seconds, and stop.
+
+        What is still undelivered then goes to the spool, or is reported.
+        """
+        if self._closed:
+            return
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        self.inner.end_retries_at(time.monotonic() + timeout)
+        if self._task is not None:
+            await self.flush(timeout)
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        left = list(self.urgent) + list(self.items)
+        self.urgent.clear()
+        self.items.clear()
+        self.queued_bytes = 0
+        if left:
+            kept = self.spool is not None and await asyncio.to_thread(self.spool.write, left)
+            if kept:
+                self.stats_counts["spilled"] += len(left)
+                logger.warning("%d message(s) not delivered before close; kept in the spool",
+                               len(left))
+            else:
+                self.stats_counts["dropped"] += len(left)
+                self.report(DeliveryError(f"{len(left)} message(s) not delivered before "
+                                          f"close: {self._worker.last_error}", messages=left),
+                            left)
+        if self.spool is not None:
+            await asyncio.to_thread(self.spool.close)
+        await self.inner.aclose()
+
+    def stats(self) -> dict[str, int]:
+        """Counters: enqueued, delivered, refused, dropped, spilled, replayed, outages; queued."""
+        counts = dict(self.stats_counts)
+        counts["queued"] = len(self.items) + len(self.urgent)
+        return counts
