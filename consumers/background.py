@@ -321,7 +321,8 @@ class BackgroundConsumer(Closing):
 
     def _idle(self) -> bool:
         worker = self._worker
-        return not self._queue.items and not worker.in_inner and not worker.held and not (
+        return (not self._queue.items and not worker.in_inner and not worker.held
+                and not worker.holds.deferred) and not (
             self._spool is not None and self._spool.has_data)
 
     def close(self, timeout: Optional[float] = None) -> None:
@@ -342,8 +343,8 @@ class BackgroundConsumer(Closing):
         deadline = time.monotonic() + timeout
         # Retries end before the deadline, so the worker itself parks what they did
         # not deliver, with time left to write it to the spool.
-        self._inner.end_retries_at(deadline - min(1.0, timeout / 4))
         worker = self._worker
+        worker.holds.end_retries_at(deadline - min(1.0, timeout / 4))
         if worker.thread is None and self._spool is not None and (
                 self._spool.has_data or self._spool.may_have_orphans()):
             self._start()  # deliver what is on disk first: ours, or a gone child's
@@ -354,6 +355,8 @@ class BackgroundConsumer(Closing):
             while not marker.done.wait(0.02):
                 if worker.outage.active or time.monotonic() >= deadline:
                     break
+                if not self._queue.items and worker.holds.ends_after(deadline):
+                    break  # a hold outlasts the deadline: the rest goes to the spool now
         with self._lock:
             self._stopping = True
             thread = worker.thread
@@ -419,6 +422,7 @@ class BackgroundConsumer(Closing):
                 "queued": queued,
                 "queued_bytes": self._queue.nbytes,
                 "in_flight": len(worker.in_inner) + len(worker.held),
+                "held_back": worker.holds.count,
                 "spooled": self._spool.count if self._spool is not None else 0,
                 **self._inner.pace_stats(),
             }

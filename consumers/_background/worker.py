@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Optional
 
 from consumers import _runtime
 from consumers._background import spooling
+from consumers._background.holds import Holds
 from consumers._background.outage import Outage, is_transient
 from consumers._background.queue import Marker
+from consumers._pace import held_until
 from consumers.errors import DeliveryError, Message
 
 if TYPE_CHECKING:
@@ -64,6 +66,8 @@ class Worker:
         self.in_inner: list[Message] = []  # handed to inner since its last good flush
         self.held: list[Message] = []  # to resend first (the spool could not take them)
         self.waiters: list[Marker] = []
+        # messages for endpoints the service put on hold: aside, while the others flow
+        self.holds = Holds(self.inner, max(1024, owner._max_queue_bytes // 4))
         self.popped = self.delivered = self.failed = self.spilled = self.replayed = 0
         self.adopted = False
         self.replaying = False
@@ -105,6 +109,9 @@ class Worker:
             timeout = POLL
         else:
             timeout = self.owner._flush_interval
+        hold_ends = self.holds.next_end()
+        if hold_ends is not None:
+            timeout = min(timeout, hold_ends)
         self._woken = timeout <= 0 or self.wake.wait(timeout)
 
     def _spool_waiting(self) -> bool:
@@ -136,12 +143,16 @@ class Worker:
             if not self.outage.due() or not self.probe():
                 self.drain_to_spool()
                 return
+        if self.holds.deferred and self.holds.next_end() == 0:
+            released = self.holds.release()  # their hold ended: deliver them now
+            if released:
+                self.hand_many(released)
         due = self._due()
         if (self.queue.items or self.in_inner) and due:
             self.deliver_queue()
             if self.outage.active:
                 return
-        if self.spool is not None and self.spool.has_data and (
+        if self.spool is not None and self.spool.has_data and not self.holds.active() and (
                 self.waiters or (due and not self.queue.items)):
             if not spooling.replay_spool(self):
                 if not self.outage.active:  # replay itself failed: pause as in an outage
@@ -156,7 +167,8 @@ class Worker:
     def deliver_queue(self) -> None:
         queue = self.queue
         spill_at = queue.max_bytes * 0.9
-        while queue.items and not self.outage.active and not self.abandoned:
+        while (queue.items and not self.outage.active and not self.abandoned
+               and not self.holds.full):
             if (queue.nbytes > spill_at and self.owner._overflow == "spill"
                     and self.spool is not None and self.spool.writable):
                 # callers are about to run out of room: the disk is faster than the network
@@ -168,6 +180,9 @@ class Worker:
             messages, markers = queue.take(self.inner.batch_now())
             self.popped += len(messages)
             self.waiters.extend(markers)
+            if messages and self.holds.pace is not None:
+                messages, held = self.holds.split(messages)
+                self.set_aside(held)
             if messages:
                 self.hand_many(messages)
         if self.in_inner and not self.outage.active:
@@ -183,7 +198,7 @@ class Worker:
             self.first_unflushed = time.monotonic()
         self.in_inner.append(item)
         try:
-            with self.inner.lock:
+            with self.inner.lock, self.holds.watching():
                 self.inner.send(*item)
         except Exception as error:
             self.inner_failed(error, current=item)
@@ -196,7 +211,7 @@ class Worker:
             return
         self.in_inner.extend(messages)
         try:
-            with self.inner.lock:
+            with self.inner.lock, self.holds.watching():
                 send_many(messages)
         except DeliveryError as error:
             self.inner_failed(error)
@@ -215,7 +230,8 @@ class Worker:
                 if self.outage.count != outages:
                     break
             try:
-                self.inner.flush()
+                with self.holds.watching():
+                    self.inner.flush()
             except Exception as error:
                 # a refusal removes the refused messages; go round for the others
                 self.inner_failed(error)
@@ -254,6 +270,13 @@ class Worker:
             self.failed += len(lost)
         if lost:
             self.owner._report_final(error, lost)
+        if retry and is_transient(error) and not self.replaying and not self.owner._stopping:
+            # a held endpoint's messages wait aside; only the others can mean an outage
+            retry, aside = self.holds.split(retry)
+            self.set_aside(aside)
+            if retry and held_until(error) is not None:
+                self.held = retry + self.held  # not an outage: resend them now
+                return
         if not retry:
             return
         if is_transient(error):
@@ -274,6 +297,16 @@ class Worker:
             return
         # bounded: the worker stops taking from the queue while the spool fails
         self.held.extend(items)
+
+    def set_aside(self, items: list[Message]) -> None:
+        """Keep messages for held endpoints until their hold ends: in memory, bounded
+        (past the bound, on disk)."""
+        if not items:
+            return
+        if self.holds.full and self.spool is not None and self.spool.writable:
+            self.park(items)
+            return
+        self.holds.defer(items)
 
     def probe(self) -> bool:
         """One delivery attempt after an outage: held messages first, then the spool."""
@@ -303,7 +336,7 @@ class Worker:
     def resolve_waiters(self) -> None:
         if not self.waiters or self.outage.active:
             return
-        if self.queue.items:
+        if self.queue.items or self.holds.deferred:
             return
         if (self.in_inner or self.held) and not self.flush_inner():
             return
@@ -317,7 +350,7 @@ class Worker:
     # -- the end --------------------------------------------------------------------------
     def leftovers(self) -> list[Message]:
         """Everything not delivered: held, in inner, and still queued."""
-        left: list[Message] = list(self.held)
+        left: list[Message] = list(self.held) + self.holds.release(everything=True)
         self.held = []
         messages, markers = self.queue.take(1 << 62)
         self.popped += len(messages)
@@ -331,10 +364,12 @@ class Worker:
                 return
         left = self.leftovers()
         if left or self.in_inner:
-            # the queue's rest goes to inner first when the destination is up
+            # the queue's rest goes to inner first when the destination is up; what is
+            # for a held endpoint goes to the spool (it would not be sent in time)
             if left and not self.outage.active:
-                self.hand_many(left)
-                left = []
+                free, left = self.holds.split(left)
+                if free:
+                    self.hand_many(free)
             if self.in_inner and not (not self.outage.active and self.flush_inner()):
                 left = self.inner.take_pending() + self.held + left
                 self.in_inner, self.held = [], []
