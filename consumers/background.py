@@ -79,6 +79,7 @@ from typing import Any, Callable, Optional, Union
 from consumers import _runtime
 from consumers._background import lifecycle
 from consumers._background.alias import BudgetedSend
+from consumers._background.counters import retried, spool_bytes
 from consumers._background.inner import Inner
 from consumers._background.losses import Losses, QueueFullError
 from consumers._background.queue import OVERHEAD, Marker, MessageQueue
@@ -381,11 +382,14 @@ class BackgroundConsumer(Closing):
             else:
                 with worker.lock:
                     worker.failed += len(leftovers)
-                self._report_final(DeliveryError(
+                error = DeliveryError(
                     f"{len(leftovers)} message(s) undelivered when the background consumer "
-                    "closed, and no spool could take them", messages=leftovers), leftovers)
+                    "closed, and no spool could take them", messages=leftovers)
+                worker.last_error.record(error)
+                self._report_final(error, leftovers)
         self._report_drops()
         worker.release_waiters()
+        worker.holds.stop()
         if self._spool is not None:
             self._spool.close()
         if close_inner:
@@ -401,15 +405,33 @@ class BackgroundConsumer(Closing):
 
         ``enqueued`` messages accepted by ``send()``; ``delivered`` accepted by
         the destination (``replayed`` of them came back from the spool);
-        ``failed`` refused or undeliverable for good; ``dropped`` by the
-        overflow policy or after close; ``spilled`` written to the spool by the
-        worker (again after a replay attempt that failed); ``queued`` waiting
-        in memory; ``in_flight`` with the wrapped sink; ``spooled`` on disk;
-        ``rate_limited`` how often the service held an endpoint (429/503 with
-        ``Retry-After``), ``held_ms`` for how long in all, ``held_capped`` how
-        often its wait was longer than the cap (see :mod:`consumers._pace`).
+        ``failed`` lost for good: refused, or undeliverable with nowhere to
+        keep them; ``refused`` the part of ``failed`` the service refused (a
+        4xx answer, or over its size limits); ``dropped`` by the overflow
+        policy or after close; ``spilled`` written to the spool by the worker
+        (again after a replay attempt that failed); ``queued`` waiting in
+        memory (``queued_bytes`` their size); ``in_flight`` with the wrapped
+        sink; ``held_back`` waiting in memory for an endpoint the service
+        holds; ``spooled`` on disk, ``spool_bytes`` the size of the spool's
+        files; ``retried`` requests the transport sent again after a failed
+        attempt; ``delivery_lag_ms`` the age of the oldest message not yet
+        delivered (0 when none waits; to within one look of the worker, and
+        from this consumer's start for what an earlier process spooled);
+        ``last_error_time`` Unix seconds of the last delivery error (0: none,
+        see :meth:`last_error`); ``rate_limited`` how often the service held
+        an endpoint (429/503 with ``Retry-After``), ``held_ms`` for how long
+        in all, ``held_capped`` how often its wait was longer than the cap
+        (see :mod:`consumers._pace`).
         """
         worker = self._worker
+        queue = self._queue
+        worker.lag.note(queue.added)
+        oldest = worker.backlog_since
+        if queue.nbytes > 0:
+            head = worker.lag.queued_at(queue.removed)
+            oldest = head if oldest is None else min(oldest, head)
+        lag_ms = 0 if oldest is None else max(0, int((time.monotonic() - oldest) * 1000))
+        last = worker.last_error.value
         with worker.lock:
             queued = max(0, len(self._queue.items) - self._queue.markers_queued())
             return {
@@ -424,8 +446,22 @@ class BackgroundConsumer(Closing):
                 "in_flight": len(worker.in_inner) + len(worker.held),
                 "held_back": worker.holds.count,
                 "spooled": self._spool.count if self._spool is not None else 0,
+                "spool_bytes": spool_bytes(self._spool),
+                "refused": worker.refused,
+                "retried": max(0, retried(self._inner.sink) - worker.retried_base),
+                "delivery_lag_ms": lag_ms,
+                "last_error_time": int(last[0]) if last is not None else 0,
                 **self._inner.pace_stats(),
             }
+
+    def last_error(self) -> Optional[tuple[float, str]]:
+        """``(Unix time, text)`` of the last delivery error (transient or final), or None.
+
+        The text names the error's class and says what happened, as the log
+        does; no credentials (the transports' errors never carry them, and a
+        ``user:password@`` in a URL is removed).
+        """
+        return self._worker.last_error.value
 
     @property
     def spool_path(self) -> Optional[Path]:

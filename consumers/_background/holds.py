@@ -55,6 +55,7 @@ class Holds:
         self._armed = threading.Event()
         self._holds_at_arm = 0
         self._cut = False
+        self._stopped = False
         self._guard: Optional[threading.Thread] = None
 
     # -- which types are held ----------------------------------------------------------
@@ -146,7 +147,7 @@ class Holds:
         if pace is None:
             yield
             return
-        if self._guard is None:
+        if self._guard is None and not self._stopped:
             self._guard = threading.Thread(target=self._watch, name="tracking-hold-guard",
                                            daemon=True)
             self._guard.start()
@@ -163,10 +164,15 @@ class Holds:
                     self._cut = False
                     self.inner.end_retries_at(self.retry_end)
 
+    def stop(self) -> None:
+        """End the guard thread (delivery is over)."""
+        self._stopped = True
+        self._armed.set()
+
     def _watch(self) -> None:
         pace = self.pace
         assert pace is not None
-        while True:
+        while not self._stopped:
             self._armed.wait()
             time.sleep(GUARD_POLL)
             with self._lock:

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Optional
 
 from consumers import _runtime
 from consumers._background import spooling
+from consumers._background.counters import Lag, LastError, retried
 from consumers._background.holds import Holds
 from consumers._background.outage import Outage, is_transient
 from consumers._background.queue import Marker
 from consumers._pace import held_until
-from consumers.errors import DeliveryError, Message
+from consumers.errors import DeliveryError, Message, RefusedError
 
 if TYPE_CHECKING:
     from consumers.background import BackgroundConsumer
@@ -69,6 +70,12 @@ class Worker:
         # messages for endpoints the service put on hold: aside, while the others flow
         self.holds = Holds(self.inner, max(1024, owner._max_queue_bytes // 4))
         self.popped = self.delivered = self.failed = self.spilled = self.replayed = 0
+        self.refused = 0  # of failed: refused by the service
+        self.retried_base = retried(self.inner.sink)  # the transport may predate us (a fork)
+        self.last_error = LastError()
+        self.lag = Lag()
+        self.backlog_since: Optional[float] = None  # when the oldest message out of the queue
+        # and not yet delivered was queued (at the latest)
         self.adopted = False
         self.replaying = False
         self.abandoned = False  # close() gave up waiting and took over what was left
@@ -94,9 +101,28 @@ class Worker:
                     logger.exception("unexpected error in the worker")
                     self.wake.wait(self.outage.interval)
                 self.owner._report_drops()
+                self.note_backlog()
                 self.sleep()
         finally:
             self.shutdown()
+
+    def note_backlog(self) -> None:
+        """For the delivery lag: what callers queued by now, and whether anything waits."""
+        self.lag.note(self.queue.added)
+        if self.in_inner or self.held or self.holds.deferred or self._spool_waiting():
+            if self.backlog_since is None:  # on disk from before (a crash, durable mode)
+                self.backlog_since = time.monotonic()
+        else:
+            self.backlog_since = None
+
+    def take(self, limit: int) -> list[Message]:
+        """Up to ``limit`` messages off the queue; the flush markers met go to the waiters."""
+        if self.backlog_since is None and self.queue.items:
+            self.backlog_since = self.lag.queued_at(self.queue.removed)
+        messages, markers = self.queue.take(limit)
+        self.popped += len(messages)
+        self.waiters.extend(markers)
+        return messages
 
     def sleep(self) -> None:
         self.wake.clear()
@@ -172,14 +198,9 @@ class Worker:
             if (queue.nbytes > spill_at and self.owner._overflow == "spill"
                     and self.spool is not None and self.spool.writable):
                 # callers are about to run out of room: the disk is faster than the network
-                messages, markers = queue.take(SPILL_SLICE)
-                self.popped += len(messages)
-                self.waiters.extend(markers)
-                self.park(messages)
+                self.park(self.take(SPILL_SLICE))
                 continue
-            messages, markers = queue.take(self.inner.batch_now())
-            self.popped += len(messages)
-            self.waiters.extend(markers)
+            messages = self.take(self.inner.batch_now())
             if messages and self.holds.pace is not None:
                 messages, held = self.holds.split(messages)
                 self.set_aside(held)
@@ -252,6 +273,7 @@ class Worker:
         """Sort what inner held into delivered, failed for good, and to be resent."""
         if self.abandoned:
             return
+        self.last_error.record(error)
         mentioned = list(getattr(error, "messages", None) or ([current] if current else []))
         rest = self.inner.take_pending()
         unsent = rest + without(mentioned, rest)  # still pending, plus failures inner forgot
@@ -268,6 +290,8 @@ class Worker:
         with self.lock:
             self.delivered += max(0, delivered)
             self.failed += len(lost)
+            if lost and isinstance(error, RefusedError):
+                self.refused += len(lost)
         if lost:
             self.owner._report_final(error, lost)
         if retry and is_transient(error) and not self.replaying and not self.owner._stopping:
@@ -323,9 +347,7 @@ class Worker:
         """During an outage, move queued messages to disk so callers keep room."""
         while (self.queue.items and self.spool is not None and self.spool.writable
                and not self.abandoned):
-            messages, markers = self.queue.take(SPILL_SLICE)
-            self.popped += len(messages)
-            self.waiters.extend(markers)
+            messages = self.take(SPILL_SLICE)
             if messages and not (self.spool.write(messages)):
                 self.held.extend(messages)  # at most one slice: the loop stops here
                 break
