@@ -77,9 +77,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from consumers import _runtime
-from consumers._background import lifecycle
+from consumers._background import counters, lifecycle
 from consumers._background.alias import BudgetedSend
-from consumers._background.counters import retried, spool_bytes
 from consumers._background.inner import Inner
 from consumers._background.losses import Losses, QueueFullError
 from consumers._background.queue import OVERHEAD, Marker, MessageQueue
@@ -423,36 +422,7 @@ class BackgroundConsumer(Closing):
         in all, ``held_capped`` how often its wait was longer than the cap
         (see :mod:`consumers._pace`).
         """
-        worker = self._worker
-        queue = self._queue
-        worker.lag.note(queue.added)
-        oldest = worker.backlog_since
-        if queue.nbytes > 0:
-            head = worker.lag.queued_at(queue.removed)
-            oldest = head if oldest is None else min(oldest, head)
-        lag_ms = 0 if oldest is None else max(0, int((time.monotonic() - oldest) * 1000))
-        last = worker.last_error.value
-        with worker.lock:
-            queued = max(0, len(self._queue.items) - self._queue.markers_queued())
-            return {
-                "enqueued": worker.popped + queued + self._written,
-                "delivered": worker.delivered,
-                "failed": worker.failed,
-                "dropped": self._losses.total,
-                "spilled": worker.spilled + self._overflow_spilled,
-                "replayed": worker.replayed,
-                "queued": queued,
-                "queued_bytes": self._queue.nbytes,
-                "in_flight": len(worker.in_inner) + len(worker.held),
-                "held_back": worker.holds.count,
-                "spooled": self._spool.count if self._spool is not None else 0,
-                "spool_bytes": spool_bytes(self._spool),
-                "refused": worker.refused,
-                "retried": max(0, retried(self._inner.sink) - worker.retried_base),
-                "delivery_lag_ms": lag_ms,
-                "last_error_time": int(last[0]) if last is not None else 0,
-                **self._inner.pace_stats(),
-            }
+        return counters.snapshot(self)
 
     def last_error(self) -> Optional[tuple[float, str]]:
         """``(Unix time, text)`` of the last delivery error (transient or final), or None.

@@ -16,9 +16,12 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-__all__ = ["Lag", "LastError", "retried", "spool_bytes"]
+if TYPE_CHECKING:
+    from consumers.background import BackgroundConsumer
+
+__all__ = ["Lag", "LastError", "retried", "snapshot", "spool_bytes"]
 
 #: Notes kept at most (at one per POLL, over a minute of backlog).
 MAX_NOTES = 4096
@@ -108,3 +111,37 @@ def _folder_bytes(folder: Path) -> int:
         except OSError:
             continue
     return total
+
+
+def snapshot(owner: BackgroundConsumer) -> dict[str, int]:
+    """What :meth:`BackgroundConsumer.stats` returns (documented there)."""
+    worker = owner._worker
+    queue = owner._queue
+    worker.lag.note(queue.added)
+    oldest = worker.backlog_since
+    if queue.nbytes > 0:
+        head = worker.lag.queued_at(queue.removed)
+        oldest = head if oldest is None else min(oldest, head)
+    lag_ms = 0 if oldest is None else max(0, int((time.monotonic() - oldest) * 1000))
+    last = worker.last_error.value
+    with worker.lock:
+        queued = max(0, len(owner._queue.items) - owner._queue.markers_queued())
+        return {
+            "enqueued": worker.popped + queued + owner._written,
+            "delivered": worker.delivered,
+            "failed": worker.failed,
+            "dropped": owner._losses.total,
+            "spilled": worker.spilled + owner._overflow_spilled,
+            "replayed": worker.replayed,
+            "queued": queued,
+            "queued_bytes": owner._queue.nbytes,
+            "in_flight": len(worker.in_inner) + len(worker.held),
+            "held_back": worker.holds.count,
+            "spooled": owner._spool.count if owner._spool is not None else 0,
+            "spool_bytes": spool_bytes(owner._spool),
+            "refused": worker.refused,
+            "retried": max(0, retried(owner._inner.sink) - worker.retried_base),
+            "delivery_lag_ms": lag_ms,
+            "last_error_time": int(last[0]) if last is not None else 0,
+            **owner._inner.pace_stats(),
+        }
