@@ -199,6 +199,8 @@ class Worker:
                     and self.spool is not None and self.spool.writable):
                 # callers are about to run out of room: the disk is faster than the network
                 self.park(self.take(SPILL_SLICE))
+                if not self.spool.writable:
+                    break  # the disk refused them: the rest stays in the bounded queue
                 continue
             messages = self.take(self.inner.batch_now())
             if messages and self.holds.pace is not None:
@@ -206,7 +208,7 @@ class Worker:
                 self.set_aside(held)
             if messages:
                 self.hand_many(messages)
-        if self.in_inner and not self.outage.active:
+        if (self.in_inner or self.held) and not self.outage.active:
             self.flush_inner()
         if not queue.items and not self._spool_waiting():
             self._waiting_since = None
