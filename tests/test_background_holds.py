@@ -142,3 +142,30 @@ def test_past_its_bound_what_waits_for_a_hold_goes_to_the_spool(timed, tmp_path)
     got = insert_ids(collector.messages("import"))
     assert len(got) == len(set(got)) == 201
     assert arrivals.on("/import")[0][1] == 429
+
+
+def test_under_a_real_limit_on_import_track_keeps_flowing_and_nothing_is_lost(timed, tmp_path):
+    collector, arrivals = timed
+    collector.rate_limit(1, retry_after=3, path="/import")  # then 429 with Retry-After: 3
+    consumer = background(collector, tmp_path / "spool")
+    tracked, imported = [], []
+    for n in range(40):
+        tracked.append(event("Viewed", n=n))
+        imported.append(event("Imported", n=n))
+        consumer.send("event", tracked[-1])
+        consumer.send("import", imported[-1])
+        time.sleep(0.05)
+    assert consumer.flush(timeout=30)
+    consumer.close()
+    refusals = [t for t, s in arrivals.on("/import") if s == 429]
+    assert refusals
+    # inside the first hold /track requests kept arriving, and /import none
+    first = refusals[0]
+    assert any(first < t < first + 2.9 for t, _ in arrivals.on("/track"))
+    assert not any(first < t < first + 2.9 for t, _ in arrivals.on("/import"))
+    assert all(s == 200 for _, s in arrivals.on("/track"))
+    for endpoint, sent in (("track", tracked), ("import", imported)):
+        got = insert_ids(collector.messages(endpoint))
+        assert sorted(got) == sorted(insert_ids([json.loads(m) for m in sent])), endpoint
+    stats = consumer.stats()
+    assert stats["delivered"] == 80 and stats["failed"] == 0 and stats["held_back"] == 0

@@ -23,7 +23,6 @@ from consumers._background.counters import Lag, LastError, retried
 from consumers._background.holds import Holds
 from consumers._background.outage import Outage, is_transient
 from consumers._background.queue import Marker
-from consumers._pace import held_until
 from consumers.errors import DeliveryError, Message, RefusedError
 
 if TYPE_CHECKING:
@@ -300,9 +299,6 @@ class Worker:
             # a held endpoint's messages wait aside; only the others can mean an outage
             retry, aside = self.holds.split(retry)
             self.set_aside(aside)
-            if retry and held_until(error) is not None:
-                self.held = retry + self.held  # not an outage: resend them now
-                return
         if not retry:
             return
         if is_transient(error):
