@@ -121,6 +121,7 @@ class HttpTransport(Closing, ForkAware):
         self.verify = verify
         self.user_agent = user_agent
         self._retry_deadline: Optional[float] = None
+        self.retried = 0  # attempts after the first, all requests together
         self.pace = Pace(max_hold=retry.max_retry_after) if pace is None else pace
         self._deadline_moved = threading.Condition()
         if sleep is time.sleep:
@@ -187,6 +188,7 @@ class HttpTransport(Closing, ForkAware):
         try:
             for attempt in self._retrying:
                 with attempt:
+                    self.retried += attempt.retry_state.attempt_number > 1
                     try:
                         self._await_pace(key, url, started)
                         response = self._attempt(url, body, headers, auth, params, key)

@@ -77,7 +77,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from consumers import _runtime
-from consumers._background import lifecycle
+from consumers._background import counters, lifecycle
 from consumers._background.alias import BudgetedSend
 from consumers._background.inner import Inner
 from consumers._background.losses import Losses, QueueFullError
@@ -321,7 +321,8 @@ class BackgroundConsumer(Closing):
 
     def _idle(self) -> bool:
         worker = self._worker
-        return not self._queue.items and not worker.in_inner and not worker.held and not (
+        return (not self._queue.items and not worker.in_inner and not worker.held
+                and not worker.holds.deferred) and not (
             self._spool is not None and self._spool.has_data)
 
     def close(self, timeout: Optional[float] = None) -> None:
@@ -342,8 +343,8 @@ class BackgroundConsumer(Closing):
         deadline = time.monotonic() + timeout
         # Retries end before the deadline, so the worker itself parks what they did
         # not deliver, with time left to write it to the spool.
-        self._inner.end_retries_at(deadline - min(1.0, timeout / 4))
         worker = self._worker
+        worker.holds.end_retries_at(deadline - min(1.0, timeout / 4))
         if worker.thread is None and self._spool is not None and (
                 self._spool.has_data or self._spool.may_have_orphans()):
             self._start()  # deliver what is on disk first: ours, or a gone child's
@@ -354,6 +355,8 @@ class BackgroundConsumer(Closing):
             while not marker.done.wait(0.02):
                 if worker.outage.active or time.monotonic() >= deadline:
                     break
+                if not self._queue.items and worker.holds.ends_after(deadline):
+                    break  # a hold outlasts the deadline: the rest goes to the spool now
         with self._lock:
             self._stopping = True
             thread = worker.thread
@@ -378,11 +381,14 @@ class BackgroundConsumer(Closing):
             else:
                 with worker.lock:
                     worker.failed += len(leftovers)
-                self._report_final(DeliveryError(
+                error = DeliveryError(
                     f"{len(leftovers)} message(s) undelivered when the background consumer "
-                    "closed, and no spool could take them", messages=leftovers), leftovers)
+                    "closed, and no spool could take them", messages=leftovers)
+                worker.last_error.record(error)
+                self._report_final(error, leftovers)
         self._report_drops()
         worker.release_waiters()
+        worker.holds.stop()
         if self._spool is not None:
             self._spool.close()
         if close_inner:
@@ -398,30 +404,34 @@ class BackgroundConsumer(Closing):
 
         ``enqueued`` messages accepted by ``send()``; ``delivered`` accepted by
         the destination (``replayed`` of them came back from the spool);
-        ``failed`` refused or undeliverable for good; ``dropped`` by the
-        overflow policy or after close; ``spilled`` written to the spool by the
-        worker (again after a replay attempt that failed); ``queued`` waiting
-        in memory; ``in_flight`` with the wrapped sink; ``spooled`` on disk;
-        ``rate_limited`` how often the service held an endpoint (429/503 with
-        ``Retry-After``), ``held_ms`` for how long in all, ``held_capped`` how
-        often its wait was longer than the cap (see :mod:`consumers._pace`).
+        ``failed`` lost for good: refused, or undeliverable with nowhere to
+        keep them; ``refused`` the part of ``failed`` the service refused (a
+        4xx answer, or over its size limits); ``dropped`` by the overflow
+        policy or after close; ``spilled`` written to the spool by the worker
+        (again after a replay attempt that failed); ``queued`` waiting in
+        memory (``queued_bytes`` their size); ``in_flight`` with the wrapped
+        sink; ``held_back`` waiting in memory for an endpoint the service
+        holds; ``spooled`` on disk, ``spool_bytes`` the size of the spool's
+        files; ``retried`` requests the transport sent again after a failed
+        attempt; ``delivery_lag_ms`` the age of the oldest message not yet
+        delivered (0 when none waits; to within one look of the worker, and
+        from this consumer's start for what an earlier process spooled);
+        ``last_error_time`` Unix seconds of the last delivery error (0: none,
+        see :meth:`last_error`); ``rate_limited`` how often the service held
+        an endpoint (429/503 with ``Retry-After``), ``held_ms`` for how long
+        in all, ``held_capped`` how often its wait was longer than the cap
+        (see :mod:`consumers._pace`).
         """
-        worker = self._worker
-        with worker.lock:
-            queued = max(0, len(self._queue.items) - self._queue.markers_queued())
-            return {
-                "enqueued": worker.popped + queued + self._written,
-                "delivered": worker.delivered,
-                "failed": worker.failed,
-                "dropped": self._losses.total,
-                "spilled": worker.spilled + self._overflow_spilled,
-                "replayed": worker.replayed,
-                "queued": queued,
-                "queued_bytes": self._queue.nbytes,
-                "in_flight": len(worker.in_inner) + len(worker.held),
-                "spooled": self._spool.count if self._spool is not None else 0,
-                **self._inner.pace_stats(),
-            }
+        return counters.snapshot(self)
+
+    def last_error(self) -> Optional[tuple[float, str]]:
+        """``(Unix time, text)`` of the last delivery error (transient or final), or None.
+
+        The text names the error's class and says what happened, as the log
+        does; no credentials (the transports' errors never carry them, and a
+        ``user:password@`` in a URL is removed).
+        """
+        return self._worker.last_error.value
 
     @property
     def spool_path(self) -> Optional[Path]:

@@ -45,7 +45,8 @@ PREFIX = "tracking.consumer"
 #: Counters that only go up (observable counters); every other number is a gauge.
 COUNTERS = frozenset({
     # BackgroundConsumer.stats()
-    "enqueued", "delivered", "failed", "dropped", "spilled", "replayed",
+    "enqueued", "delivered", "failed", "dropped", "spilled", "replayed", "refused", "retried",
+    "rate_limited", "held_ms", "held_capped",
     # RedisWorker.stats()["worker"]
     "worker.delivered", "worker.dead_lettered", "worker.reclaimed", "worker.batches",
     "worker.failures", "worker.trimmed",
@@ -55,14 +56,16 @@ COUNTERS = frozenset({
 
 #: Units by counter (messages where not named here).
 UNITS: Mapping[str, str] = {
-    "queued_bytes": "By", "stalled": "s", "last_error_time": "s", "errors": "{error}",
+    "queued_bytes": "By", "spool_bytes": "By", "delivery_lag_ms": "ms", "held_ms": "ms",
+    "rate_limited": "{hold}", "held_capped": "{hold}", "retried": "{request}",
+    "stalled": "s", "last_error_time": "s", "errors": "{error}",
     "worker.batches": "{batch}", "worker.failures": "{error}", "worker.trimmed": "{entry}",
     "length": "{entry}", "lag": "{entry}", "pending_entries": "{entry}",
 }
 
 #: Counters that say how many messages wait, and the one that says how many got through:
 #: ``stalled`` is derived from them.
-_WAITING = ("queued", "in_flight", "spooled", "pending", "lag")
+_WAITING = ("queued", "in_flight", "held_back", "spooled", "pending", "lag")
 _DELIVERED = ("delivered", "worker.delivered")
 
 

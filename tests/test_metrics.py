@@ -135,12 +135,25 @@ def test_a_scripted_run_reads_every_documented_instrument(collector, tmp_path: P
     assert sum(getattr(e, "dropped", 0) for e in lost) == 3 + dropped_stats["dropped"]
     assert len(collector.unique("track")) == 50 + dropped_stats["delivered"] + 1
 
-    assert check(after, "events", "BackgroundConsumer", {**stats, "stalled": 0}) == 11
-    assert check(after, "dropping", "BackgroundConsumer", {**dropped_stats, "stalled": 0}) == 11
+    # the refusal is the only loss of the service's making; the outage made retries
+    assert (stats["refused"], stats["held_back"], stats["spool_bytes"]) == (1, 0, 0)
+    assert stats["retried"] > 0 and stats["delivery_lag_ms"] == 0
+    when, text = bc.last_error()
+    assert stats["last_error_time"] == int(when) > 0 and "503" in text
+    assert check(after, "events", "BackgroundConsumer", {**stats, "stalled": 0}) == 20
+    assert check(after, "dropping", "BackgroundConsumer", {**dropped_stats, "stalled": 0}) == 20
+    value = {name[len("tracking.consumer."):]: v for (name, label), (_, v) in during.items()
+             if label == "events"}
     assert check(during, "events", "BackgroundConsumer", {
-        "enqueued": 51, "delivered": 20, "failed": 1, "dropped": 0, "spilled": 30,
-        "replayed": 0, "queued": 0, "queued_bytes": 0, "in_flight": 0, "spooled": 30,
-        "stalled": during[("tracking.consumer.stalled", "events")][1]}) == 11
+        "enqueued": 51, "delivered": 20, "failed": 1, "refused": 1, "dropped": 0,
+        "spilled": 30, "replayed": 0, "queued": 0, "queued_bytes": 0, "in_flight": 0,
+        "held_back": 0, "spooled": 30, "rate_limited": 0, "held_ms": 0, "held_capped": 0,
+        # read during the outage: the spool's files, retries made, messages waiting
+        "spool_bytes": value["spool_bytes"], "retried": value["retried"],
+        "delivery_lag_ms": value["delivery_lag_ms"], "last_error_time": value["last_error_time"],
+        "stalled": value["stalled"]}) == 20
+    assert value["spool_bytes"] > 30 * 100 and value["retried"] >= 1
+    assert value["delivery_lag_ms"] > 0 and value["last_error_time"] > 0
     assert stalled > 0  # read during the outage: nothing delivered while 30 waited
     direct = counted.stats()
     assert (direct["sent"], direct["failed"], direct["delivered"], direct["errors"]) == (2, 1, 1, 1)

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Optional
 
 from consumers import _runtime
 from consumers._background import spooling
+from consumers._background.counters import Lag, LastError, retried
+from consumers._background.holds import Holds
 from consumers._background.outage import Outage, is_transient
 from consumers._background.queue import Marker
-from consumers.errors import DeliveryError, Message
+from consumers.errors import DeliveryError, Message, RefusedError
 
 if TYPE_CHECKING:
     from consumers.background import BackgroundConsumer
@@ -64,7 +66,15 @@ class Worker:
         self.in_inner: list[Message] = []  # handed to inner since its last good flush
         self.held: list[Message] = []  # to resend first (the spool could not take them)
         self.waiters: list[Marker] = []
+        # messages for endpoints the service put on hold: aside, while the others flow
+        self.holds = Holds(self.inner, max(1024, owner._max_queue_bytes // 4))
         self.popped = self.delivered = self.failed = self.spilled = self.replayed = 0
+        self.refused = 0  # of failed: refused by the service
+        self.retried_base = retried(self.inner.sink)  # the transport may predate us (a fork)
+        self.last_error = LastError()
+        self.lag = Lag()
+        self.backlog_since: Optional[float] = None  # when the oldest message out of the queue
+        # and not yet delivered was queued (at the latest)
         self.adopted = False
         self.replaying = False
         self.abandoned = False  # close() gave up waiting and took over what was left
@@ -90,9 +100,28 @@ class Worker:
                     logger.exception("unexpected error in the worker")
                     self.wake.wait(self.outage.interval)
                 self.owner._report_drops()
+                self.note_backlog()
                 self.sleep()
         finally:
             self.shutdown()
+
+    def note_backlog(self) -> None:
+        """For the delivery lag: what callers queued by now, and whether anything waits."""
+        self.lag.note(self.queue.added)
+        if self.in_inner or self.held or self.holds.deferred or self._spool_waiting():
+            if self.backlog_since is None:  # on disk from before (a crash, durable mode)
+                self.backlog_since = time.monotonic()
+        else:
+            self.backlog_since = None
+
+    def take(self, limit: int) -> list[Message]:
+        """Up to ``limit`` messages off the queue; the flush markers met go to the waiters."""
+        if self.backlog_since is None and self.queue.items:
+            self.backlog_since = self.lag.queued_at(self.queue.removed)
+        messages, markers = self.queue.take(limit)
+        self.popped += len(messages)
+        self.waiters.extend(markers)
+        return messages
 
     def sleep(self) -> None:
         self.wake.clear()
@@ -105,6 +134,9 @@ class Worker:
             timeout = POLL
         else:
             timeout = self.owner._flush_interval
+        hold_ends = self.holds.next_end()
+        if hold_ends is not None:
+            timeout = min(timeout, hold_ends)
         self._woken = timeout <= 0 or self.wake.wait(timeout)
 
     def _spool_waiting(self) -> bool:
@@ -136,12 +168,16 @@ class Worker:
             if not self.outage.due() or not self.probe():
                 self.drain_to_spool()
                 return
+        if self.holds.deferred and self.holds.next_end() == 0:
+            released = self.holds.release()  # their hold ended: deliver them now
+            if released:
+                self.hand_many(released)
         due = self._due()
         if (self.queue.items or self.in_inner) and due:
             self.deliver_queue()
             if self.outage.active:
                 return
-        if self.spool is not None and self.spool.has_data and (
+        if self.spool is not None and self.spool.has_data and not self.holds.active() and (
                 self.waiters or (due and not self.queue.items)):
             if not spooling.replay_spool(self):
                 if not self.outage.active:  # replay itself failed: pause as in an outage
@@ -156,21 +192,22 @@ class Worker:
     def deliver_queue(self) -> None:
         queue = self.queue
         spill_at = queue.max_bytes * 0.9
-        while queue.items and not self.outage.active and not self.abandoned:
+        while (queue.items and not self.outage.active and not self.abandoned
+               and not self.holds.full):
             if (queue.nbytes > spill_at and self.owner._overflow == "spill"
                     and self.spool is not None and self.spool.writable):
                 # callers are about to run out of room: the disk is faster than the network
-                messages, markers = queue.take(SPILL_SLICE)
-                self.popped += len(messages)
-                self.waiters.extend(markers)
-                self.park(messages)
+                self.park(self.take(SPILL_SLICE))
+                if not self.spool.writable:
+                    break  # the disk refused them: the rest stays in the bounded queue
                 continue
-            messages, markers = queue.take(self.inner.batch_now())
-            self.popped += len(messages)
-            self.waiters.extend(markers)
+            messages = self.take(self.inner.batch_now())
+            if messages and self.holds.pace is not None:
+                messages, held = self.holds.split(messages)
+                self.set_aside(held)
             if messages:
                 self.hand_many(messages)
-        if self.in_inner and not self.outage.active:
+        if (self.in_inner or self.held) and not self.outage.active:
             self.flush_inner()
         if not queue.items and not self._spool_waiting():
             self._waiting_since = None
@@ -183,7 +220,7 @@ class Worker:
             self.first_unflushed = time.monotonic()
         self.in_inner.append(item)
         try:
-            with self.inner.lock:
+            with self.inner.lock, self.holds.watching():
                 self.inner.send(*item)
         except Exception as error:
             self.inner_failed(error, current=item)
@@ -196,7 +233,7 @@ class Worker:
             return
         self.in_inner.extend(messages)
         try:
-            with self.inner.lock:
+            with self.inner.lock, self.holds.watching():
                 send_many(messages)
         except DeliveryError as error:
             self.inner_failed(error)
@@ -215,7 +252,8 @@ class Worker:
                 if self.outage.count != outages:
                     break
             try:
-                self.inner.flush()
+                with self.holds.watching():
+                    self.inner.flush()
             except Exception as error:
                 # a refusal removes the refused messages; go round for the others
                 self.inner_failed(error)
@@ -236,6 +274,7 @@ class Worker:
         """Sort what inner held into delivered, failed for good, and to be resent."""
         if self.abandoned:
             return
+        self.last_error.record(error)
         mentioned = list(getattr(error, "messages", None) or ([current] if current else []))
         rest = self.inner.take_pending()
         unsent = rest + without(mentioned, rest)  # still pending, plus failures inner forgot
@@ -252,8 +291,14 @@ class Worker:
         with self.lock:
             self.delivered += max(0, delivered)
             self.failed += len(lost)
+            if lost and isinstance(error, RefusedError):
+                self.refused += len(lost)
         if lost:
             self.owner._report_final(error, lost)
+        if retry and is_transient(error) and not self.replaying and not self.owner._stopping:
+            # a held endpoint's messages wait aside; only the others can mean an outage
+            retry, aside = self.holds.split(retry)
+            self.set_aside(aside)
         if not retry:
             return
         if is_transient(error):
@@ -275,6 +320,16 @@ class Worker:
         # bounded: the worker stops taking from the queue while the spool fails
         self.held.extend(items)
 
+    def set_aside(self, items: list[Message]) -> None:
+        """Keep messages for held endpoints until their hold ends: in memory, bounded
+        (past the bound, on disk)."""
+        if not items:
+            return
+        if self.holds.full and self.spool is not None and self.spool.writable:
+            self.park(items)
+            return
+        self.holds.defer(items)
+
     def probe(self) -> bool:
         """One delivery attempt after an outage: held messages first, then the spool."""
         outages = self.outage.count
@@ -290,9 +345,7 @@ class Worker:
         """During an outage, move queued messages to disk so callers keep room."""
         while (self.queue.items and self.spool is not None and self.spool.writable
                and not self.abandoned):
-            messages, markers = self.queue.take(SPILL_SLICE)
-            self.popped += len(messages)
-            self.waiters.extend(markers)
+            messages = self.take(SPILL_SLICE)
             if messages and not (self.spool.write(messages)):
                 self.held.extend(messages)  # at most one slice: the loop stops here
                 break
@@ -303,7 +356,7 @@ class Worker:
     def resolve_waiters(self) -> None:
         if not self.waiters or self.outage.active:
             return
-        if self.queue.items:
+        if self.queue.items or self.holds.deferred:
             return
         if (self.in_inner or self.held) and not self.flush_inner():
             return
@@ -317,7 +370,7 @@ class Worker:
     # -- the end --------------------------------------------------------------------------
     def leftovers(self) -> list[Message]:
         """Everything not delivered: held, in inner, and still queued."""
-        left: list[Message] = list(self.held)
+        left: list[Message] = list(self.held) + self.holds.release(everything=True)
         self.held = []
         messages, markers = self.queue.take(1 << 62)
         self.popped += len(messages)
@@ -331,10 +384,12 @@ class Worker:
                 return
         left = self.leftovers()
         if left or self.in_inner:
-            # the queue's rest goes to inner first when the destination is up
+            # the queue's rest goes to inner first when the destination is up; what is
+            # for a held endpoint goes to the spool (it would not be sent in time)
             if left and not self.outage.active:
-                self.hand_many(left)
-                left = []
+                free, left = self.holds.split(left)
+                if free:
+                    self.hand_many(free)
             if self.in_inner and not (not self.outage.active and self.flush_inner()):
                 left = self.inner.take_pending() + self.held + left
                 self.in_inner, self.held = [], []
