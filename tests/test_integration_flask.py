@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ pytest.importorskip("flask", reason="the Flask integration needs Flask (in the t
 
 APP = """
     import os
+    import time
     from flask import Flask, request
     from tracker.integrations.flask import Tracking
 
@@ -40,6 +42,7 @@ APP = """
         @app.post("/signup")
         def signup():
             tracking.tracker.track(None, "Signed Up", {"plan": request.args["plan"]})
+            time.sleep(float(request.args.get("pause", 0)))  # keeps a sync worker busy
             return {"pid": os.getpid()}
 
         @app.get("/boom")
@@ -105,13 +108,15 @@ def test_gunicorn_preload_workers_deliver_every_request_once(collector, tmp_path
 
     try:
         wait_http(f"http://127.0.0.1:{port}/boom", server)
-        pids = set()
-        with requests.Session() as http:
-            for i in range(90):
-                answer = http.post(f"http://127.0.0.1:{port}/signup?plan=team",
-                                   headers={"X-User": f"g-{i}", "Connection": "close"})
-                assert answer.status_code == 200
-                pids.add(answer.json()["pid"])
+        def signup(i: int) -> int:
+            # six at a time, each holding its worker 20 ms: the three workers share them
+            answer = requests.post(f"http://127.0.0.1:{port}/signup?plan=team&pause=0.02",
+                                   headers={"X-User": f"g-{i}"}, timeout=30)
+            assert answer.status_code == 200
+            return int(answer.json()["pid"])
+
+        with ThreadPoolExecutor(6) as pool:
+            pids = set(pool.map(signup, range(90)))
     finally:
         out = stop(server, signal.SIGTERM)
     assert server.returncode == 0, out
