@@ -35,6 +35,7 @@ import urllib3.exceptions
 
 from consumers import local
 from consumers._closing import Closing
+from consumers._direct import Answer, DirectPosts
 from consumers._fork import ForkAware, forget_pooled_connections
 from consumers._loop_check import warn_if_on_event_loop
 from consumers._pace import Pace, endpoint_key
@@ -58,6 +59,8 @@ DEFAULT_TIMEOUT = (5.0, 30.0)
 
 Timeout = Union[float, tuple[float, float]]
 Auth = Optional[tuple[str, str]]
+#: What :meth:`HttpTransport.post` answers: read ``status_code``, ``headers``, ``text``, ``url``.
+HttpAnswer = Union[requests.Response, Answer]
 
 _TRANSPORT_ERRORS = (
     requests.exceptions.ConnectionError,
@@ -136,6 +139,7 @@ class HttpTransport(Closing, ForkAware):
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
+        self._direct = DirectPosts(session) if isinstance(session, CachingSession) else None
         local.local_collector_url()  # a malformed TRACKING_TOOLKIT_LOCAL_COLLECTOR fails here
         # one controller for every POST: tenacity keeps each run's state apart
         self._retrying = retrying(retry, sleep=sleep, deadline=lambda: self._retry_deadline)
@@ -177,11 +181,11 @@ class HttpTransport(Closing, ForkAware):
         headers: Mapping[str, str],
         auth: Auth = None,
         params: Optional[Mapping[str, str]] = None,
-    ) -> requests.Response:
-        """POST ``body`` to ``url``; the 2xx response, or a delivery error after retries."""
+    ) -> HttpAnswer:
+        """POST ``body`` to ``url``; the 2xx answer, or a delivery error after retries."""
         warn_if_on_event_loop(self)
         url, headers = local.redirect(url, headers)  # to a local collector, when one is set
-        response: Optional[requests.Response] = None
+        response: Optional[HttpAnswer] = None
         failed: Optional[BaseException] = None
         key = endpoint_key(url)
         started = time.monotonic()
@@ -226,7 +230,7 @@ class HttpTransport(Closing, ForkAware):
         auth: Auth,
         params: Optional[Mapping[str, str]],
         key: str,
-    ) -> requests.Response:
+    ) -> HttpAnswer:
         sent = time.monotonic()
         try:
             response = self._send(url, body, headers, auth, params)
@@ -257,11 +261,16 @@ class HttpTransport(Closing, ForkAware):
         headers: Mapping[str, str],
         auth: Auth,
         params: Optional[Mapping[str, str]],
-    ) -> requests.Response:
-        """One POST, as ``session.post`` makes it."""
+    ) -> HttpAnswer:
+        """One POST, as ``session.post`` makes it (straight to the pool where that is the same)."""
         session = self.session
         all_headers = {"User-Agent": self.user_agent}
         all_headers.update(headers)
+        if self._direct is not None:
+            answer = self._direct.post(url, body, all_headers, auth, params, self.timeout,
+                                       self.verify)
+            if answer is not None:
+                return answer
         if not isinstance(session, CachingSession):  # a caller's session: its own methods
             return session.post(
                 url, data=body, headers=all_headers, auth=auth, params=params,

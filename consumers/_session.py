@@ -240,7 +240,7 @@ class CachingSession(requests.Session):
         params: Optional[Mapping[str, str]] = None,
     ) -> requests.PreparedRequest:
         """What ``prepare_request`` makes of a POST of ``body``; a fresh object each time."""
-        generation = self._fixed_per_session(auth)
+        generation = self.fixed_generation(auth)
         if generation is None:
             return self._prepare(url, body, headers, auth, params)
         key = (
@@ -262,8 +262,12 @@ class CachingSession(requests.Session):
             prepared.headers["Content-Length"] = str(len(body))
         return prepared
 
-    def _fixed_per_session(self, auth: Any) -> Optional[int]:
-        """The environment's generation when a POST's preparation depends on nothing else."""
+    def fixed_generation(self, auth: Any) -> Optional[int]:
+        """The environment's generation when a POST's preparation depends on nothing else.
+
+        None when it also depends on the session's own auth, query, hooks or
+        cookies, or on an environment that cannot be watched.
+        """
         if not (auth is None or (isinstance(auth, tuple) and len(auth) == 2)):
             return None
         if self.auth is not None or self.params or any(self.hooks.values()) or len(self.cookies):

@@ -209,7 +209,8 @@ class BufferedConsumer(Closing, ForkAware):
         self._lock = threading.Lock()
         self._buffers: dict[str, list[str]] = {t: [] for t in MESSAGE_TYPES}
         self._bytes: dict[str, int] = dict.fromkeys(MESSAGE_TYPES, 0)
-        self._checked: set[str] = set()
+        # per type, once checked sendable: the largest message it accepts (size as _size counts)
+        self._message_limit: dict[str, int] = {}
         self._warned_at_exit = False
         self._watch_forks()
         _alive.add(self)
@@ -255,12 +256,12 @@ class BufferedConsumer(Closing, ForkAware):
         nothing.  When the automatic flush fails, the delivery error is raised
         and the messages, this one included, stay buffered.
         """
-        if message_type not in self._checked:
-            self._check(message_type)
+        limit = self._message_limit.get(message_type)
+        if limit is None:
+            limit = self._check(message_type)
         if not isinstance(message_json, str):
             raise TypeError(f"message_json must be a str, got {type(message_json).__name__}")
         size = _size(message_json)
-        limit = min(self._max_bytes[message_type] - 1, MAX_MESSAGE_BYTES + 1)
         if size > limit:
             raise PayloadTooLargeError(
                 f"a {message_type} message of {size - 1} characters exceeds the "
@@ -272,11 +273,11 @@ class BufferedConsumer(Closing, ForkAware):
         with self._lock:
             buffer = self._buffers[message_type]
             buffer.append(message_json)
-            self._bytes[message_type] += size
-            full = len(buffer) >= self._max_batch[message_type]
+            total = self._bytes[message_type] = self._bytes[message_type] + size
             due = (
-                (full and len(buffer) >= self._count_limit(message_type))
-                or self._bytes[message_type] + 1 >= self._max_bytes[message_type]
+                (len(buffer) >= self._max_batch[message_type]
+                 and len(buffer) >= self._count_limit(message_type))
+                or total + 1 >= self._max_bytes[message_type]
             )
         if due:
             failure, reported = self._flush_type(message_type)
@@ -294,13 +295,14 @@ class BufferedConsumer(Closing, ForkAware):
         """
         sizes = []
         for index, (message_type, message_json) in enumerate(messages):
-            if message_type not in self._checked:
-                self._check(message_type)
+            limit = self._message_limit.get(message_type)
+            if limit is None:
+                limit = self._check(message_type)
             if not isinstance(message_json, str):
                 raise TypeError(f"message {index}: message_json must be a str, "
                                 f"got {type(message_json).__name__}")
             size = _size(message_json)
-            if size > min(self._max_bytes[message_type] - 1, MAX_MESSAGE_BYTES + 1):
+            if size > limit:
                 raise PayloadTooLargeError(
                     f"message {index}: a {message_type} message of {size - 1} characters "
                     "exceeds the size limit; nothing was buffered",
@@ -326,7 +328,8 @@ class BufferedConsumer(Closing, ForkAware):
                 failure = failure or kept
         self._raise(failure, reported)
 
-    def _check(self, message_type: str) -> None:
+    def _check(self, message_type: str) -> int:
+        """Raise if ``message_type`` cannot be sent; else the largest message it accepts."""
         check = getattr(self.consumer, "check_sendable", None)
         if check is not None:
             check(message_type)
@@ -334,7 +337,9 @@ class BufferedConsumer(Closing, ForkAware):
             raise ValueError(
                 f"unknown message type {message_type!r}; expected one of {MESSAGE_TYPES}"
             )
-        self._checked.add(message_type)
+        limit = self._message_limit[message_type] = min(
+            self._max_bytes[message_type] - 1, MAX_MESSAGE_BYTES + 1)
+        return limit
 
     # -- flushing -----------------------------------------------------------------
 
@@ -387,8 +392,9 @@ class BufferedConsumer(Closing, ForkAware):
             if not messages:
                 return None, []
             self._buffers[message_type] = []
-            self._bytes[message_type] = 0
-        chunks = self._chunks(message_type, messages, counts)
+            total, self._bytes[message_type] = self._bytes[message_type], 0
+        chunks = batches(messages, self._count_limit(message_type, counts),
+                         self._max_bytes[message_type], total=total)
         if full_only and chunks and len(chunks[-1]) < self._count_limit(message_type, counts) \
                 and sum(map(_size, chunks[-1])) + 1 < self._max_bytes[message_type] // 2:
             last = chunks.pop()
@@ -409,11 +415,6 @@ class BufferedConsumer(Closing, ForkAware):
             # also when interrupted: exactly what was not sent goes back, in order
             self._put_back(message_type, plan.unsent(), deque())
         return plan.failure, plan.reported
-
-    def _chunks(self, message_type: str, messages: list[str],
-                counts: Optional[dict[str, int]] = None) -> list[list[str]]:
-        return batches(messages, self._count_limit(message_type, counts),
-                       self._max_bytes[message_type])
 
     def _count_limit(self, message_type: str, counts: Optional[dict[str, int]] = None) -> int:
         """Messages per request now: the service's 2,000 while the endpoint is held or

@@ -67,13 +67,16 @@ def message_size(message: str) -> int:
 
 
 def batches(messages: list[str], max_count: int, max_bytes: int,
-            size: Callable[[str], int] = message_size) -> list[list[str]]:
+            size: Callable[[str], int] = message_size,
+            total: Optional[int] = None) -> list[list[str]]:
     """``messages`` cut, in order, into batches of at most ``max_count`` and ``max_bytes``.
 
     ``size`` is what one message adds to a batch (by default its characters
-    and a comma); a batch's brackets count as one byte.
+    and a comma); a batch's brackets count as one byte.  ``total``, when the
+    caller has kept count, is the sum of the messages' sizes.
     """
-    total = sum(map(size, messages))
+    if total is None:
+        total = sum(map(size, messages))
     if len(messages) <= max_count and total + 1 <= max_bytes:
         return [messages]
     chunks: list[list[str]] = []

@@ -1,0 +1,192 @@
+"""The transport's direct route to urllib3's pool: what requests would send, and requests'
+own path wherever requests would do more (redirects, cookies, proxies, TLS settings)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import requests
+
+from consumers import Consumer
+from consumers.errors import TransportError
+from consumers.retry import RetryPolicy
+
+ONCE = RetryPolicy(max_attempts=1)
+ACCOUNT = ("svc-user", "svc-secret", "12345")
+
+
+def event(name: str) -> str:
+    return json.dumps({"event": name, "properties": {"token": "t", "distinct_id": "u"}})
+
+
+def direct_routes(consumer: Consumer) -> list[Any]:
+    """The routes the consumer's transport found direct (white-box: which path was taken)."""
+    direct = consumer.transport._direct
+    assert direct is not None
+    return [route for _, route in direct._routes.values() if route is not None]
+
+
+class Front:
+    """A small HTTP server on 127.0.0.1 whose answers a test chooses; it records requests."""
+
+    def __init__(self, answer: Callable[[http.server.BaseHTTPRequestHandler, bytes], None],
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.seen: list[dict[str, Any]] = []
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                front.seen.append({"path": self.path, "headers": dict(self.headers)})
+                answer(self, body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def reply(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"",
+          headers: tuple[tuple[str, str], ...] = ()) -> None:
+    handler.send_response(status)
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+OK = b'{"status": 1, "error": null}'
+
+
+@pytest.fixture
+def front() -> Iterator[Callable[..., Front]]:
+    made: list[Front] = []
+
+    def make(*args: Any, **kwargs: Any) -> Front:
+        made.append(Front(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def test_the_direct_route_sends_what_requests_sends(collector):
+    ours = Consumer(api_host=collector.url, retry=ONCE, service_account=ACCOUNT)
+    plain = Consumer(api_host=collector.url, retry=ONCE, service_account=ACCOUNT,
+                     session=requests.Session())  # a caller's session: requests' own path
+    old = json.dumps({"event": "old", "properties": {
+        "token": "t", "distinct_id": "u", "time": 1_700_000_000_000, "$insert_id": "i1"}})
+    for consumer in (ours, plain):
+        consumer.send("event", event("a"))
+        consumer.send("import", old)
+    assert len(direct_routes(ours)) == 2
+    seen = collector.requests()
+    assert len(seen) == 4
+
+    def shape(request: dict[str, Any]) -> tuple[Any, ...]:
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        headers.pop("content-length")
+        return request["method"], request["path"], sorted(request["query"].items()), headers
+
+    assert shape(seen[0]) == shape(seen[2]) and shape(seen[1]) == shape(seen[3])
+    assert "authorization" in {k.lower() for k in seen[1]["headers"]}
+    ours.close()
+    plain.close()
+
+
+def test_a_redirect_is_followed_as_requests_follows_it(collector, front):
+    def moved(handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        reply(handler, 307, headers=(("Location", collector.url + handler.path),))
+
+    server = front(moved)
+    consumer = Consumer(api_host=server.url, retry=ONCE)
+    for name in ("a", "b", "c"):
+        consumer.send("event", event(name))
+    assert [m["event"] for m in collector.messages("track")] == ["a", "b", "c"]
+    # the first answer redirected: that request went again through requests, as did the rest
+    assert len(server.seen) == 4
+    assert direct_routes(consumer) == []
+    consumer.close()
+
+
+def test_a_cookie_the_server_sets_is_sent_back_as_requests_would(front):
+    def sets_cookie(handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        reply(handler, 200, OK, (("Content-Type", "application/json"),
+                                 ("Set-Cookie", "lb=node-7; Path=/")))
+
+    server = front(sets_cookie)
+    consumer = Consumer(api_host=server.url, retry=ONCE)
+    consumer.send("event", event("a"))
+    consumer.send("event", event("b"))
+    assert [s["headers"].get("Cookie") for s in server.seen] == [None, "lb=node-7"]
+    assert len(consumer.transport.session.cookies) == 1
+    consumer.close()
+
+
+def test_an_answer_in_another_charset_is_read_in_it(front):
+    refusal = '{"error": "jeton refusé", "status": 0}'.encode("latin-1")
+
+    def latin(handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        reply(handler, 200, refusal, (("Content-Type", "application/json; charset=latin-1"),))
+
+    server = front(latin)
+    consumer = Consumer(api_host=server.url, retry=ONCE)
+    with pytest.raises(Exception, match="jeton refusé"):
+        consumer.send("event", event("a"))
+    consumer.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_is_verified_on_the_direct_route(front, certificate):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    def ok(handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        reply(handler, 200, OK, (("Content-Type", "application/json"),))
+
+    server = front(ok, tls=context)
+    untrusting = Consumer(api_host=server.url, retry=ONCE)  # default CA bundle: not trusted
+    with pytest.raises(TransportError, match="SSLError"):
+        untrusting.send("event", event("refused"))
+    trusting = Consumer(api_host=server.url, retry=ONCE, verify=str(cert))
+    trusting.send("event", event("a"))
+    trusting.send("event", event("b"))
+    assert len(direct_routes(trusting)) == 1
+    assert [s["path"].split("?")[0] for s in server.seen] == ["/track", "/track"]
+    untrusting.close()
+    trusting.close()
