@@ -46,7 +46,7 @@ class Front:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 front.seen.append({"path": self.path, "headers": dict(self.headers)})
                 answer(self, body)
