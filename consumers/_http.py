@@ -185,14 +185,28 @@ class HttpTransport(Closing, ForkAware):
         """POST ``body`` to ``url``; the 2xx answer, or a delivery error after retries."""
         warn_if_on_event_loop(self)
         url, headers = local.redirect(url, headers)  # to a local collector, when one is set
-        response: Optional[HttpAnswer] = None
-        failed: Optional[BaseException] = None
         key = endpoint_key(url)
         started = time.monotonic()
+        # Most POSTs succeed at once: the first attempt runs before the retry
+        # loop, which starts only after a failure worth retrying and counts
+        # that failure as its own first attempt (same budget, same waits).
+        try:
+            self._await_pace(key, url, started)
+            return self._attempt(url, body, headers, auth, params, key)
+        except BaseException as exc:
+            if not self.retry.retries(exc):
+                raise
+            failed: BaseException = exc
+        replay: Optional[BaseException] = failed
+        response: Optional[HttpAnswer] = None
         try:
             for attempt in self._retrying:
                 with attempt:
-                    self.retried += attempt.retry_state.attempt_number > 1
+                    if replay is not None:
+                        attempt.retry_state.start_time = started
+                        first, replay = replay, None
+                        raise first
+                    self.retried += 1
                     try:
                         self._await_pace(key, url, started)
                         response = self._attempt(url, body, headers, auth, params, key)
@@ -200,7 +214,6 @@ class HttpTransport(Closing, ForkAware):
                         failed = exc
                         raise
         except _WaitCut:
-            assert failed is not None
             raise failed from None
         assert response is not None
         return response
