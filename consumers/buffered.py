@@ -364,6 +364,8 @@ class BufferedConsumer(Closing, ForkAware):
 
     def _raise(self, failure: Optional[DeliveryError], reported: list[DeliveryError]) -> None:
         """Raise what a flush leaves the caller to know, with an up-to-date ``pending``."""
+        if failure is None and not reported:
+            return
         pending = self.pending()
         if failure is not None:
             if reported:
