@@ -91,7 +91,7 @@ def _prepare_fork(consumer: BackgroundConsumer) -> None:
 
 
 def _resume_parent(consumer: BackgroundConsumer) -> None:
-    if getattr(consumer, "_fork_waited", False):
+    if consumer._fork_waited:
         consumer._inner.lock.release()
         consumer._fork_waited = False
 
