@@ -72,15 +72,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from consumers import _runtime
-from consumers._background import counters, lifecycle
+from consumers._background import counters, ending, lifecycle
 from consumers._background.alias import BudgetedSend
 from consumers._background.inner import Inner
 from consumers._background.losses import Losses, QueueFullError
+from consumers._background.overflow import POLICIES, overflowed, write_ahead
 from consumers._background.queue import OVERHEAD, Marker, MessageQueue
 from consumers._background.worker import Worker
 from consumers._closing import Closing
@@ -95,7 +95,6 @@ logger = logging.getLogger("consumers.background")
 #: ``on_error(error, messages)``
 ErrorCallback = Callable[[BaseException, list[Message]], Any]
 
-_OVERFLOW_POLICIES = ("spill", "block", "drop")
 DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
 
 
@@ -132,8 +131,8 @@ class BackgroundConsumer(Closing):
         max_probe_interval: float = 30.0,
         alias_timeout: float = 2.0,
     ) -> None:
-        if overflow not in _OVERFLOW_POLICIES:
-            raise ValueError(f"overflow must be one of {_OVERFLOW_POLICIES}, got {overflow!r}")
+        if overflow not in POLICIES:
+            raise ValueError(f"overflow must be one of {POLICIES}, got {overflow!r}")
         if max_queue is not None and max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, got {max_queue!r}")
         if max_queue_bytes < 1024:
@@ -158,6 +157,7 @@ class BackgroundConsumer(Closing):
         self._probe_interval = probe_interval
         self._max_probe_interval = max(probe_interval, max_probe_interval)
         self._alias_timeout = alias_timeout
+        self._fork_waited = False  # the fork hooks hold inner's lock across a fork
         use_spool = overflow == "spill" or spool is not None
         if spool is None:
             root = default_spool_root(inner)  # found by the next run of this program
@@ -194,7 +194,7 @@ class BackgroundConsumer(Closing):
         queue = self._queue
         size = len(message_json) + OVERHEAD
         if self._durable:
-            self._write_ahead((type, message_json))
+            write_ahead(self, (type, message_json))
             return
         if (queue.added - queue.removed + size <= queue.max_bytes and not self._closing
                 and (queue.max_count is None or len(queue.items) < queue.max_count)):
@@ -205,7 +205,7 @@ class BackgroundConsumer(Closing):
             if queue.added - queue.removed >= self._wake_at:
                 self._worker.wake.set()
             return
-        self._overflowed((type, message_json), size)
+        overflowed(self, (type, message_json), size)
 
     __call__ = send
 
@@ -215,58 +215,6 @@ class BackgroundConsumer(Closing):
                 return
             _runtime.warn_uwsgi_without_threads("BackgroundConsumer")
             self._worker.start()
-
-    def _write_ahead(self, message: Message) -> None:
-        if self._closing:
-            self._drop(message, "the background consumer is closed")
-            return
-        assert self._spool is not None
-        if self._spool.write([message]):
-            with self._lock:
-                self._written += 1
-            if self._worker.thread is None:
-                self._start()
-            return
-        logger.warning("durable mode: the spool cannot be written; queueing in memory")
-        self._durable = False
-        self.send(*message)
-
-    def _overflowed(self, message: Message, size: int) -> None:
-        if self._closing:
-            self._drop(message, "the background consumer is closed")
-            return
-        self._worker.wake.set()
-        if self._overflow != "drop" and not self._shedding:
-            if self._queue.wait_for_room(size, self._block_timeout, lambda: self._closing):
-                self._queue.items.append(message)
-                self._queue.added += size
-                return
-            self._shedding = True
-        if self._overflow == "spill" and self._spool is not None:
-            if self._spool.write([message]):
-                # the worker is stuck (a destination slower than block_timeout): last resort
-                with self._lock:
-                    self._written += 1
-                    self._overflow_spilled += 1
-                return
-            if not self._spool_failure_logged:
-                self._spool_failure_logged = True
-                logger.warning("the spool is unusable; falling back to overflow='block' "
-                               "(wait block_timeout, then drop) while it stays so")
-        limit = f"max_queue_bytes={self._max_queue_bytes}" + (
-            f", max_queue={self._max_queue}" if self._max_queue is not None else "")
-        if self._overflow == "drop":
-            reason = f"the queue is full ({limit})"
-        else:
-            reason = f"the queue stayed full for {self._block_timeout:g} s ({limit})"
-        self._drop(message, reason)
-
-    def _drop(self, message: Message, reason: str) -> None:
-        self._losses.record(reason, message)
-        if self._stopping or self._worker.finished:  # no worker left to report it
-            self._report_drops()
-        else:
-            self._worker.wake.set()
 
     # -- errors ----------------------------------------------------------------------
     def use_error_handler(self, handler: Callable[[BaseException], Any]) -> None:
@@ -333,70 +281,7 @@ class BackgroundConsumer(Closing):
         path is logged, or reported to ``on_error``.  Closes ``inner``.  Later
         sends are dropped and reported.
         """
-        if timeout is None:
-            timeout = self._shutdown_timeout
-        with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-        lifecycle.on_exit.discard(self)
-        deadline = time.monotonic() + timeout
-        # Retries end before the deadline, so the worker itself parks what they did
-        # not deliver, with time left to write it to the spool.
-        worker = self._worker
-        worker.holds.end_retries_at(deadline - min(1.0, timeout / 4))
-        if worker.thread is None and self._spool is not None and (
-                self._spool.has_data or self._spool.may_have_orphans()):
-            self._start()  # deliver what is on disk first: ours, or a gone child's
-        thread = worker.thread
-        if thread is not None and threading.current_thread() is not thread:
-            marker = self._queue_marker()
-            # an outage will not end for us: what is left goes to the spool now
-            while not marker.done.wait(0.02):
-                if worker.outage.active or time.monotonic() >= deadline:
-                    break
-                if not self._queue.items and worker.holds.ends_after(deadline):
-                    break  # a hold outlasts the deadline: the rest goes to the spool now
-        with self._lock:
-            self._stopping = True
-            thread = worker.thread
-        self._queue.notify_room()
-        if thread is None:
-            worker.shutdown()
-            return
-        worker.wake.set()
-        thread.join(max(0.0, deadline - time.monotonic()))
-        if thread.is_alive():
-            logger.warning("the worker is still delivering after %.3g s; "
-                           "taking over what it has not delivered", timeout)
-            worker.rescue()
-
-    def _finish(self, leftovers: list[Message], *, close_inner: bool) -> None:
-        """The end of delivery: park or report leftovers, report drops, close."""
-        worker = self._worker
-        if leftovers:
-            if self._spool is not None and self._spool.write(leftovers):
-                with worker.lock:
-                    worker.spilled += len(leftovers)
-            else:
-                with worker.lock:
-                    worker.failed += len(leftovers)
-                error = DeliveryError(
-                    f"{len(leftovers)} message(s) undelivered when the background consumer "
-                    "closed, and no spool could take them", messages=leftovers)
-                worker.last_error.record(error)
-                self._report_final(error, leftovers)
-        self._report_drops()
-        worker.release_waiters()
-        worker.holds.stop()
-        if self._spool is not None:
-            self._spool.close()
-        if close_inner:
-            try:
-                self._inner.close()
-            except Exception as error:
-                self._report_final(error, self._inner.take_pending())
-        lifecycle.live.discard(self)
+        ending.close(self, self._shutdown_timeout if timeout is None else timeout)
 
     # -- introspection -------------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -461,55 +346,3 @@ class BackgroundConsumer(Closing):
     def __repr__(self) -> str:
         return (f"BackgroundConsumer({self._inner.sink!r}, max_queue_bytes="
                 f"{self._max_queue_bytes}, overflow={self._overflow!r}, durable={self._durable})")
-
-    # -- fork (called by consumers._background.lifecycle) --------------------------------
-    def _before_fork(self) -> None:
-        self._fork_waited = False
-        if not self._inner.resets_after_fork:
-            # a child must not inherit a sink halfway through a delivery
-            self._fork_waited = self._inner.lock.acquire(timeout=self._shutdown_timeout)
-        if self._spool is not None:
-            self._spool.before_fork()
-
-    def _after_fork_parent(self) -> None:
-        if getattr(self, "_fork_waited", False):
-            self._inner.lock.release()
-            self._fork_waited = False
-
-    def _after_fork_child(self) -> None:
-        closing = self._closing
-        inherited = self._worker
-        inherited.abandoned = True  # a parent's greenlet survives the fork: it must not go on
-        _runtime.end_inherited(inherited.green)
-        self._inner.lock = threading.Lock()
-        self._reset_state()
-        self._inherited_green = inherited.green
-        self._closing = closing
-        self._stopping = closing
-        if self._spool is not None:
-            self._spool.forget_after_fork()
-        self._inner.reset_after_fork()
-        if self._atexit_drain and not closing:
-            lifecycle.on_exit.add(self)
-
-    def _forget_inherited(self) -> None:
-        """On this child's worker, before it delivers: let the parent's greenlet end, and
-        drop what it handed back to inner as it unwound (the parent delivers that)."""
-        green, self._inherited_green = self._inherited_green, None
-        if green is None:
-            return
-        _runtime.wait_ended(green)
-        try:
-            self._inner.take_pending()
-        except Exception:
-            logger.exception("could not clear what the parent left in the wrapped consumer")
-
-    def _become_durable_child(self) -> None:
-        """In a ``multiprocessing`` child: write ahead, so a terminated child loses nothing."""
-        if self._closing:
-            return
-        if self._spool is None:
-            logger.warning("a multiprocessing child without a spool: what it queues is lost "
-                           "if it is terminated (Pool's __exit__ does); give spool= to keep it")
-            return
-        self._durable = True

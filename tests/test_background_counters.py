@@ -7,22 +7,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from consumers.background import BackgroundConsumer
 from consumers.buffered import BufferedConsumer
 from tests.consumer_messages import event, quick_retry
+from tests.waiting import wait_for
 
 SECRET = "api-secret-do-not-show"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def on_disk(folder: Path) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -13,6 +13,7 @@ from consumers.background import BackgroundConsumer
 from consumers.buffered import BufferedConsumer
 from consumers.collector import Collector
 from tests.consumer_messages import TOKEN, event
+from tests.waiting import wait_for
 
 #: How long the service asks /import to be left alone.
 HOLD = 5
@@ -37,15 +38,6 @@ def timed() -> Iterator[tuple[Collector, Arrivals]]:
     arrivals = Arrivals()
     with Collector(on_request=arrivals) as c:
         yield c, arrivals
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def profile(n: int) -> str:

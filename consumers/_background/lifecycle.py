@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import threading
 import weakref
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from consumers import _runtime
 if TYPE_CHECKING:
     from consumers.background import BackgroundConsumer
 
-__all__ = ["live", "on_exit"]
+__all__ = ["forget_inherited", "live", "on_exit", "watch_multiprocessing"]
 
 logger = logging.getLogger("consumers.background")
 
@@ -67,24 +68,81 @@ on_exit = _AtexitRegistry()
 
 def _before_fork() -> None:
     for consumer in list(live):
-        consumer._before_fork()
+        _prepare_fork(consumer)
 
 
 def _after_fork_parent() -> None:
     for consumer in list(live):
-        consumer._after_fork_parent()
+        _resume_parent(consumer)
 
 
 def _after_fork_child() -> None:
     for consumer in list(live):
-        consumer._after_fork_child()
+        _restart_child(consumer)
+
+
+def _prepare_fork(consumer: BackgroundConsumer) -> None:
+    consumer._fork_waited = False
+    if not consumer._inner.resets_after_fork:
+        # a child must not inherit a sink halfway through a delivery
+        consumer._fork_waited = consumer._inner.lock.acquire(timeout=consumer._shutdown_timeout)
+    if consumer._spool is not None:
+        consumer._spool.before_fork()
+
+
+def _resume_parent(consumer: BackgroundConsumer) -> None:
+    if consumer._fork_waited:
+        consumer._inner.lock.release()
+        consumer._fork_waited = False
+
+
+def _restart_child(consumer: BackgroundConsumer) -> None:
+    """The child's copy: a fresh queue and no worker; the parent delivers what it had queued."""
+    closing = consumer._closing
+    inherited = consumer._worker
+    inherited.abandoned = True  # a parent's greenlet survives the fork: it must not go on
+    _runtime.end_inherited(inherited.green)
+    consumer._inner.lock = threading.Lock()
+    consumer._reset_state()
+    consumer._inherited_green = inherited.green
+    consumer._closing = closing
+    consumer._stopping = closing
+    if consumer._spool is not None:
+        consumer._spool.forget_after_fork()
+    consumer._inner.reset_after_fork()
+    if consumer._atexit_drain and not closing:
+        on_exit.add(consumer)
+
+
+def forget_inherited(consumer: BackgroundConsumer) -> None:
+    """On this child's worker, before it delivers: let the parent's greenlet end, and
+    drop what it handed back to inner as it unwound (the parent delivers that)."""
+    green, consumer._inherited_green = consumer._inherited_green, None
+    if green is None:
+        return
+    _runtime.wait_ended(green)
+    try:
+        consumer._inner.take_pending()
+    except Exception:
+        logger.exception("could not clear what the parent left in the wrapped consumer")
+
+
+def _become_durable_child(consumer: BackgroundConsumer) -> None:
+    """In a ``multiprocessing`` child: write ahead, so a terminated child loses nothing."""
+    if consumer._closing:
+        return
+    if consumer._spool is None:
+        logger.warning("a multiprocessing child without a spool: what it queues is lost "
+                       "if it is terminated (Pool's __exit__ does); give spool= to keep it")
+        return
+    consumer._durable = True
 
 
 def _in_multiprocessing_child(consumer: BackgroundConsumer) -> None:
     """Runs in a ``multiprocessing`` child as it starts (after the fork hooks)."""
     from multiprocessing import util
 
-    consumer._become_durable_child()
+    _become_durable_child(consumer)
     # multiprocessing ends its children with os._exit(): atexit never runs there
     util.Finalize(consumer, consumer.close, exitpriority=100)
 

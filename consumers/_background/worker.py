@@ -6,24 +6,25 @@ keep appending it does not compete with them for the interpreter: it waits
 until they pause for one :data:`POLL` interval, the queue passes its
 high-water mark, ``flush_interval`` has passed since the oldest waiting
 message arrived, or someone asks (``flush()``, ``close()``).
+
+How a failed hand-over is sorted is :mod:`consumers._background.failures`;
+the last pass, at close, is :mod:`consumers._background.ending`.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Optional
 
 from consumers import _runtime
-from consumers._background import spooling
+from consumers._background import ending, failures, lifecycle, spooling
 from consumers._background.counters import Lag, LastError, retried
 from consumers._background.holds import Holds
-from consumers._background.outage import Outage, is_transient
+from consumers._background.outage import Outage
 from consumers._background.queue import Marker
-from consumers.errors import DeliveryError, Message, RefusedError
+from consumers.errors import DeliveryError, Message
 
 if TYPE_CHECKING:
     from consumers.background import BackgroundConsumer
@@ -36,18 +37,6 @@ logger = logging.getLogger("consumers.background")
 POLL = 0.02
 #: Messages moved to the spool at once when the queue is nearly full.
 SPILL_SLICE = 2000
-
-
-def without(items: Sequence[Message], remove: Iterable[Message]) -> list[Message]:
-    """``items`` minus ``remove``, as multisets, keeping order."""
-    counts = collections.Counter(remove)
-    kept = []
-    for item in items:
-        if counts[item] > 0:
-            counts[item] -= 1
-        else:
-            kept.append(item)
-    return kept
 
 
 class Worker:
@@ -91,7 +80,7 @@ class Worker:
 
     def run(self) -> None:
         self.green = _runtime.current_greenlet()
-        self.owner._forget_inherited()
+        lifecycle.forget_inherited(self.owner)
         try:
             while not self.owner._stopping and not self.abandoned:
                 try:
@@ -103,7 +92,7 @@ class Worker:
                 self.note_backlog()
                 self.sleep()
         finally:
-            self.shutdown()
+            ending.shutdown(self)
 
     def note_backlog(self) -> None:
         """For the delivery lag: what callers queued by now, and whether anything waits."""
@@ -223,7 +212,7 @@ class Worker:
             with self.inner.lock, self.holds.watching():
                 self.inner.send(*item)
         except Exception as error:
-            self.inner_failed(error, current=item)
+            failures.inner_failed(self, error, current=item)
 
     def hand_many(self, messages: list[Message]) -> None:
         send_many = self.inner.send_many
@@ -236,7 +225,7 @@ class Worker:
             with self.inner.lock, self.holds.watching():
                 send_many(messages)
         except DeliveryError as error:
-            self.inner_failed(error)
+            failures.inner_failed(self, error)
         except Exception:  # bad input in the slice (nothing was taken): one by one
             del self.in_inner[len(self.in_inner) - len(messages):]
             for item in messages:
@@ -256,7 +245,7 @@ class Worker:
                     self.inner.flush()
             except Exception as error:
                 # a refusal removes the refused messages; go round for the others
-                self.inner_failed(error)
+                failures.inner_failed(self, error)
                 continue
             self.settle_delivered()
             if not self.held:
@@ -269,45 +258,6 @@ class Worker:
             self.in_inner = []
             with self.lock:
                 self.delivered += delivered
-
-    def inner_failed(self, error: BaseException, current: Optional[Message] = None) -> None:
-        """Sort what inner held into delivered, failed for good, and to be resent."""
-        if self.abandoned:
-            return
-        self.last_error.record(error)
-        mentioned = list(getattr(error, "messages", None) or ([current] if current else []))
-        rest = self.inner.take_pending()
-        unsent = rest + without(mentioned, rest)  # still pending, plus failures inner forgot
-        if is_transient(error):
-            lost: list[Message] = []
-            retry = unsent
-        elif mentioned:
-            lost, retry = mentioned, without(unsent, mentioned)
-        else:  # refused without saying which: everything inner held is in doubt
-            lost, retry = (unsent or list(self.in_inner)), []
-        accounted = len(unsent) if (unsent or mentioned) else len(lost)
-        delivered = len(self.in_inner) - accounted
-        self.in_inner = []
-        with self.lock:
-            self.delivered += max(0, delivered)
-            self.failed += len(lost)
-            if lost and isinstance(error, RefusedError):
-                self.refused += len(lost)
-        if lost:
-            self.owner._report_final(error, lost)
-        if retry and is_transient(error) and not self.replaying and not self.owner._stopping:
-            # a held endpoint's messages wait aside; only the others can mean an outage
-            retry, aside = self.holds.split(retry)
-            self.set_aside(aside)
-        if not retry:
-            return
-        if is_transient(error):
-            where = "spooling to disk" if self.spool is not None else "holding messages"
-            self.outage.failed(error, where)
-            if not self.replaying:  # a replay's messages are still on disk: not again
-                self.park(retry)
-        else:
-            self.held = retry + self.held
 
     def park(self, items: list[Message]) -> None:
         """Keep undelivered messages through an outage: on disk if possible."""
@@ -367,51 +317,7 @@ class Worker:
             marker.ok = True
             marker.done.set()
 
-    # -- the end --------------------------------------------------------------------------
-    def leftovers(self) -> list[Message]:
-        """Everything not delivered: held, in inner, and still queued."""
-        left: list[Message] = list(self.held) + self.holds.release(everything=True)
-        self.held = []
-        messages, markers = self.queue.take(1 << 62)
-        self.popped += len(messages)
-        self.waiters.extend(markers)
-        return left + messages
-
-    def shutdown(self) -> None:
-        """Last pass on the worker (or in close() when no worker ran)."""
-        with self.lock:
-            if self.abandoned or self.finished:
-                return
-        left = self.leftovers()
-        if left or self.in_inner:
-            # the queue's rest goes to inner first when the destination is up; what is
-            # for a held endpoint goes to the spool (it would not be sent in time)
-            if left and not self.outage.active:
-                free, left = self.holds.split(left)
-                if free:
-                    self.hand_many(free)
-            if self.in_inner and not (not self.outage.active and self.flush_inner()):
-                left = self.inner.take_pending() + self.held + left
-                self.in_inner, self.held = [], []
-        with self.lock:
-            if self.abandoned:
-                return
-            self.finished = True
-        self.owner._finish(left, close_inner=True)
-
-    def rescue(self) -> None:
-        """From close(), when the worker overran the deadline: take over what is left."""
-        with self.lock:
-            if self.finished:
-                return
-            self.abandoned = self.finished = True
-        # may duplicate a batch the worker is still posting: spooled and delivered
-        left = list(self.in_inner) + self.leftovers()
-        self.owner._finish(left, close_inner=False)
-
     def release_waiters(self) -> None:
         for marker in self.waiters:
             marker.done.set()
         self.waiters = []
-
-
