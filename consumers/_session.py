@@ -179,6 +179,9 @@ class CachingSession(requests.Session):
 
     def __init__(self) -> None:
         super().__init__()
+        # requests' defaults (Accept: */*, Accept-Encoding, Connection: keep-alive) say
+        # what HTTP/1.1 assumes anyway; a POST carries only the headers its sender gives
+        self.headers = requests.structures.CaseInsensitiveDict()
         self._init_caches()
 
     def _init_caches(self) -> None:

@@ -93,8 +93,10 @@ def front() -> Iterator[Callable[..., Front]]:
 
 def test_the_direct_route_sends_what_requests_sends(collector):
     ours = Consumer(api_host=collector.url, retry=ONCE, service_account=ACCOUNT)
+    session = requests.Session()
+    session.headers.clear()  # as the transport's own session: no default headers
     plain = Consumer(api_host=collector.url, retry=ONCE, service_account=ACCOUNT,
-                     session=requests.Session())  # a caller's session: requests' own path
+                     session=session)  # a caller's session: requests' own path
     old = json.dumps({"event": "old", "properties": {
         "token": "t", "distinct_id": "u", "time": 1_700_000_000_000, "$insert_id": "i1"}})
     for consumer in (ours, plain):
@@ -111,6 +113,10 @@ def test_the_direct_route_sends_what_requests_sends(collector):
 
     assert shape(seen[0]) == shape(seen[2]) and shape(seen[1]) == shape(seen[3])
     assert "authorization" in {k.lower() for k in seen[1]["headers"]}
+    # only what the consumer gives, and what HTTP/1.1 needs (no Accept, no Connection)
+    assert sorted(k.lower() for k in seen[0]["headers"]) == [
+        "accept-encoding", "content-length", "content-type", "host", "user-agent"]
+    assert seen[0]["headers"].get("Accept-Encoding") == "identity"
     ours.close()
     plain.close()
 

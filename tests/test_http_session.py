@@ -118,6 +118,8 @@ def wire(prepared):
 
 def test_a_prepared_post_is_what_requests_prepares(monkeypatch, tmp_path):
     ours, plain = _Session(), requests.Session()
+    assert len(ours.headers) == 0  # the transport's session sends no default headers
+    plain.headers.clear()
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass\n")
     steps = [
