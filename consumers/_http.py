@@ -1,7 +1,8 @@
 """The HTTP transport shared by the HTTP consumers (Mixpanel and PostHog).
 
 :class:`HttpTransport` owns one ``requests.Session`` (keep-alive, a
-connection pool sized for several threads), applies connect and read
+connection pool sized for several threads; POSTs go straight to that pool
+where requests would add nothing, see :mod:`consumers._direct`), applies connect and read
 timeouts, verifies TLS by default, sends ``User-Agent:
 tracking-toolkit/<version>``, retries under a :class:`~consumers.retry.RetryPolicy`,
 and turns every failure into the delivery error family:
