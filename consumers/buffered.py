@@ -6,75 +6,49 @@
         tracker = Tracker(token, consumer)
         ...
 
-Each message type has its own buffer.  A type is flushed when its buffer
-holds ``max_batch`` messages (default 50, as the Ruby library; at most 2000,
-the service's limit) or ``max_bytes`` of JSON (default 2 MB for /track,
-/engage, /groups and 10 MB uncompressed for /import), and on :meth:`flush`.
-A batch is the already-serialised messages joined with commas: nothing is
-parsed or re-encoded.
+Each message type has its own buffer, posted when it holds ``max_batch``
+messages (default 50, at most 2000) or ``max_bytes`` of JSON (defaults in
+:mod:`consumers._limits`), and on :meth:`~BufferedConsumer.flush`.  A batch is
+the already-serialised messages joined with commas.  :meth:`~BufferedConsumer.send_many`
+hands over many messages at once, posted ``bulk_batch`` at a time.
 
-:meth:`send_many` hands over many messages at once (what a
-:class:`~consumers.background.BackgroundConsumer` worker does with a slice of
-its queue); they are posted in requests of ``bulk_batch`` messages: the
-``max_batch`` given, or :data:`BULK_BATCH` (1000) when ``max_batch`` was left
-to its default, because a batch handed whole has no reason to wait for 50
-(the Ruby default keeps its meaning for :meth:`send`, one message at a time).
-The limits are public: ``max_batch``, ``bulk_batch`` and ``max_bytes``
-(``{type: limit}``).
+A failed flush loses nothing and sends nothing twice: unsent messages stay
+buffered in order (the error's ``pending`` counts them); a batch the service
+refuses as too large or invalid is split until the refused message is alone,
+which is reported and dropped; strict /import's ``failed_records`` and a
+``{"status": 0}`` answer are reported and not resent (docs/buffered.md has
+each case).  A consumer garbage-collected or open at interpreter exit with
+messages buffered warns (:mod:`consumers._unflushed`).
 
-Buffered messages are sent by :meth:`flush` or :meth:`close` only.  A
-consumer garbage-collected, or still alive at interpreter exit, with
-messages buffered does not send them: it warns (``ResourceWarning``, as an
-unclosed file does, and an error in the ``consumers.buffered`` log with the
-count), so a forgotten ``flush()`` is never silent.
-
-What a failed flush does (the caller always learns it; nothing is silently
-lost and the consumer itself sends nothing twice):
-
-* transport errors, 429/5xx after the retry budget, 401/403, and other
-  refusals: exactly the unsent messages stay buffered, in their original
-  order, and the error's ``pending`` says how many messages are buffered.
-  The next ``flush()`` tries again; :meth:`take_pending` hands them over.
-* 413, and a 400 that names no record (any endpoint): the batch is split in
-  halves and each half sent, down to single messages; a single message still
-  refused is reported (its error's ``messages``) and dropped, so one bad
-  message never holds back the good ones sent with it.
-* strict /import 400 with ``failed_records``: the accepted records count as
-  sent; the failed ones are reported in a ``RecordsRejectedError`` whose
-  ``FailedRecord.record`` is the refused ``(type, message_json)``, and are
-  not resent.
-* ``{"status": 0}`` from /track, /engage or /groups: the service found no
-  valid message in the batch; the batch is reported and dropped (sending it
-  again would be refused again, and would block everything behind it).
-
-A message larger than the service accepts (1 MB per message, or
-``max_bytes``) raises ``PayloadTooLargeError`` from :meth:`send` and is not
-buffered.
-
-Thread safety: one lock guards the buffers and is never held during HTTP.
-A flush takes the buffer out under the lock, sends outside it, and puts back
-what was not sent in front of anything buffered meanwhile.
+One lock guards the buffers and is never held during HTTP: a flush takes the
+buffer out, sends outside the lock, and puts back what was not sent in
+front of anything buffered meanwhile.
 """
 
 from __future__ import annotations
 
-import atexit
 import functools
 import inspect
 import logging
 import threading
-import warnings
-import weakref
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional, Protocol, Union, overload
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Protocol, overload
 
 from consumers._closing import Closing
 from consumers._fork import ForkAware
 from consumers._guesses import positional_urls, unexpected_keyword
+from consumers._limits import (
+    BULK_BATCH,
+    DEFAULT_MAX_BYTES,
+    MAX_MESSAGE_BYTES,
+    Limit,
+    batch_limits,
+)
 from consumers._pace import held_last, under_pressure
 from consumers._protocol.batches import FlushPlan, batches, combine, mixpanel_rule
 from consumers._protocol.batches import message_size as _size
+from consumers._unflushed import UnflushedWatch
 from consumers.consumer import MAX_BATCH, Consumer
 from consumers.endpoints import MESSAGE_TYPES
 from consumers.errors import DeliveryError, PayloadTooLargeError
@@ -89,48 +63,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Uncompressed JSON bytes per request, by type.  /import: 10 MB (the service
-#: answers 413 above 10 MiB); others: 2 MB, the service's older request limit.
-DEFAULT_MAX_BYTES = {
-    "event": 2_000_000,
-    "profile_update": 2_000_000,
-    "group_update": 2_000_000,
-    "import": 10_000_000,
-}
-_IMPORT_LIMIT = 10 * 1024 * 1024
-
-#: Messages per request for a batch handed whole (:meth:`BufferedConsumer.send_many`)
-#: when ``max_batch`` was not given.
-BULK_BATCH = 1000
-
-#: The service refuses a single message larger than this.
-MAX_MESSAGE_BYTES = 1024 * 1024
-
-
 class BatchSender(Protocol):
     """What BufferedConsumer wraps: posts one batch of one type, raises the delivery errors."""
 
     def send_batch(self, message_type: str, messages: Sequence[str]) -> None: ...
 
     def close(self) -> None: ...
-
-
-Limit = Union[int, Mapping[str, int]]
-
-
-def _per_type(name: str, value: Limit, default: Mapping[str, int]) -> dict[str, int]:
-    if isinstance(value, Mapping):
-        unknown = set(value) - set(MESSAGE_TYPES)
-        if unknown:
-            raise ValueError(f"{name} has unknown message types {sorted(unknown)}")
-        limits = dict(default)
-        limits.update(value)
-    else:
-        limits = dict.fromkeys(MESSAGE_TYPES, value)
-    for message_type, limit in limits.items():
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"{name} for {message_type!r} must be a positive int, got {limit!r}")
-    return limits
 
 
 @functools.cache
@@ -187,23 +125,8 @@ class BufferedConsumer(Closing, ForkAware):
             raise TypeError(
                 f"pass either consumer or Consumer arguments, not both: {sorted(consumer_kwargs)}"
             )
-        self._max_batch = _per_type(
-            "max_batch", 50 if max_batch is None else max_batch, dict.fromkeys(MESSAGE_TYPES, 50))
+        self._max_batch, self._bulk_batch, self._max_bytes = batch_limits(max_batch, max_bytes)
         self._batch_given = max_batch is not None
-        self._bulk_batch = (
-            dict.fromkeys(MESSAGE_TYPES, BULK_BATCH) if max_batch is None
-            else dict(self._max_batch))
-        too_many = {t: n for t, n in self._max_batch.items() if n > MAX_BATCH}
-        if too_many:
-            raise ValueError(
-                f"max_batch is at most {MAX_BATCH} (the service's limit per request), "
-                f"got {too_many}"
-            )
-        self._max_bytes = _per_type(
-            "max_bytes", DEFAULT_MAX_BYTES if max_bytes is None else max_bytes, DEFAULT_MAX_BYTES
-        )
-        if self._max_bytes["import"] > _IMPORT_LIMIT:
-            raise ValueError(f"max_bytes for 'import' is at most {_IMPORT_LIMIT} (10 MiB)")
         self._owns_consumer = consumer is None
         self.consumer: BatchSender = Consumer(**consumer_kwargs) if consumer is None else consumer
         self._lock = threading.Lock()
@@ -213,7 +136,7 @@ class BufferedConsumer(Closing, ForkAware):
         self._message_limit: dict[str, int] = {}
         self._warned_at_exit = False
         self._watch_forks()
-        _alive.add(self)
+        _watch.add(self)
 
     def __repr__(self) -> str:
         return (
@@ -478,7 +401,7 @@ class BufferedConsumer(Closing, ForkAware):
         try:
             self.flush()
         finally:
-            _alive.discard(self)
+            _watch.discard(self)
             if self._owns_consumer:
                 self.consumer.close()
 
@@ -487,31 +410,11 @@ class BufferedConsumer(Closing, ForkAware):
 
     def __del__(self) -> None:
         try:
-            count = self._unflushed()
-            if count and not getattr(self, "_warned_at_exit", False):
-                _warn_unflushed(count, "was garbage-collected")
+            _watch.collected(self)
         except Exception:  # a finalizer must not raise (interpreter shutdown)
             pass
 
 
-def _warn_unflushed(count: int, how: str) -> None:
-    text = (f"a BufferedConsumer {how} with {count} buffered message(s) never sent; "
-            "call flush() or close() (or use it in a with block)")
-    log.error("%s", text)
-    warnings.warn(text, ResourceWarning, stacklevel=2)
-
-
-# Consumers alive now, checked at interpreter exit (weak: this never keeps one alive).
-_alive: weakref.WeakSet[BufferedConsumer] = weakref.WeakSet()
-
-
-@atexit.register
-def _warn_at_exit() -> None:
-    for consumer in list(_alive):
-        count = consumer._unflushed()
-        if count:
-            consumer._warned_at_exit = True
-            _warn_unflushed(count, "was still open at interpreter exit")
-
+_watch = UnflushedWatch("BufferedConsumer", log)
 
 _combine = combine

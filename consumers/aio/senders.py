@@ -20,10 +20,11 @@ from typing import Any, Optional, Union
 
 import httpx
 
+from consumers._limits import BULK_BATCH, DEFAULT_MAX_BYTES, MAX_MESSAGE_BYTES, Limit
+from consumers._limits import per_type as _per_type
 from consumers._protocol.answers import batch_failure, status_answer
 from consumers._protocol.batches import Rule, mixpanel_rule, posthog_rule
 from consumers.aio._transport import AsyncHttpTransport
-from consumers.buffered import BULK_BATCH, DEFAULT_MAX_BYTES, MAX_MESSAGE_BYTES, Limit, _per_type
 from consumers.consumer import MAX_BATCH, Consumer, encode_batch
 from consumers.endpoints import MESSAGE_TYPES, Endpoints
 from consumers.errors import DeliveryError, PayloadTooLargeError
