@@ -31,7 +31,7 @@ resent once, as :class:`~consumers._session.CachingAdapter` does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import attrs
 import requests
@@ -68,6 +68,17 @@ class Answer:
             return self.content.decode(charset, errors="replace")
         except LookupError:  # a charset Python does not know
             return self.content.decode("utf-8", errors="replace")
+
+
+class _Ask(NamedTuple):
+    """What a POST asks for, but its body: the key of its route."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    auth: Optional[tuple[str, str]]
+    params: Optional[tuple[tuple[str, str], ...]]
+    timeout: Union[float, tuple[float, float]]
+    verify: Union[bool, str]
 
 
 @attrs.define
@@ -107,7 +118,9 @@ class DirectPosts:
         Raises :class:`TimeoutError_` or :class:`TransportError` as the
         transport would for the same failure through requests.
         """
-        route = self._route(url, headers, auth, params, timeout, verify)
+        ask = _Ask(url, tuple(headers.items()), auth,
+                   tuple(params.items()) if params else None, timeout, verify)
+        route = self._route(ask)
         if route is None:
             return None
         answer = self._send(route, body)
@@ -117,48 +130,30 @@ class DirectPosts:
             return None
         return answer
 
-    def _route(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        auth: Optional[tuple[str, str]],
-        params: Optional[Mapping[str, str]],
-        timeout: Union[float, tuple[float, float]],
-        verify: Union[bool, str],
-    ) -> Optional[_Route]:
+    def _route(self, ask: _Ask) -> Optional[_Route]:
         session = self._session
-        generation = session.fixed_generation(auth)
+        generation = session.fixed_generation(ask.auth)
         if generation is None:
             return None
         try:
-            key = (url, tuple(headers.items()), auth,
-                   tuple(params.items()) if params else None,
-                   tuple(session.headers.items()), timeout, verify)
+            key = (ask, tuple(session.headers.items()))
             known = self._routes.get(key)
         except TypeError:  # an unhashable setting: requests' path
             return None
         if known is not None and known[0] == generation:
             return known[1]
-        route = None if url in self._redirected else self._work_out(
-            url, headers, auth, params, timeout, verify)
+        route = None if ask.url in self._redirected else self._work_out(ask)
         if len(self._routes) >= _CACHE_SIZE:
             self._routes = {}
         self._routes[key] = (generation, route)
         return route
 
-    def _work_out(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        auth: Optional[tuple[str, str]],
-        params: Optional[Mapping[str, str]],
-        timeout: Union[float, tuple[float, float]],
-        verify: Union[bool, str],
-    ) -> Optional[_Route]:
+    def _work_out(self, ask: _Ask) -> Optional[_Route]:
         session = self._session
-        template = session.prepare_post(url, b"", headers, auth, params)
+        template = session.prepare_post(ask.url, b"", dict(ask.headers), ask.auth,
+                                        dict(ask.params) if ask.params else None)
         full_url = str(template.url)
-        settings = session.merge_environment_settings(full_url, {}, None, verify, None)
+        settings = session.merge_environment_settings(full_url, {}, None, ask.verify, None)
         if settings.get("cert") is not None or settings.get("stream"):
             return None
         if requests.utils.select_proxy(full_url, settings.get("proxies") or {}) is not None:
@@ -166,6 +161,7 @@ class DirectPosts:
         adapter = session.get_adapter(full_url)
         if type(adapter) is not CachingAdapter:  # a subclass may send its own way
             return None
+        timeout = ask.timeout
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         sent_headers = {k: v for k, v in template.headers.items() if k.lower() != "content-length"}
         return _Route(adapter, template, full_url, template.path_url, sent_headers,
