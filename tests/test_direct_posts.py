@@ -196,3 +196,22 @@ def test_tls_is_verified_on_the_direct_route(front, certificate):
     assert [s["path"].split("?")[0] for s in server.seen] == ["/track", "/track"]
     untrusting.close()
     trusting.close()
+
+
+def test_a_refusal_in_a_2xx_answer_names_the_url_without_its_password(front, caplog):
+    secret = "pa55-in-the-url"
+
+    def nothing_valid(handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
+        reply(handler, 200, b'{"status": 0, "error": "no valid data"}',
+              (("Content-Type", "application/json"),))
+
+    server = front(nothing_valid)
+    host = server.url.replace("http://", f"http://ann:{secret}@")
+    for session in (None, requests.Session()):  # the direct route, and requests' path
+        consumer = Consumer(api_host=host, retry=ONCE, session=session)
+        with pytest.raises(Exception, match="refused the batch") as caught:
+            consumer.send("event", event("a"))
+        assert secret not in str(caught.value) and secret not in repr(caught.value)
+        consumer.close()
+    assert secret not in caplog.text
+    assert all(s["headers"].get("Authorization", "").startswith("Basic ") for s in server.seen)

@@ -106,11 +106,11 @@ def status_answer(text: str, status: int, url: str) -> Optional[RefusedError]:
     if text == "0" or (isinstance(answer, dict) and answer.get("status") in (0, "0")):
         error = answer.get("error") if isinstance(answer, dict) else None
         return RefusedError(
-            f"POST {url.split('?', 1)[0]} refused the batch: {error or 'no valid data objects'}",
+            f"POST {describe_url(url)} refused the batch: {error or 'no valid data objects'}",
             status=status,
             body=text,
         )
-    log.debug("unexpected answer from %s: %.200s", url.split("?", 1)[0], text)
+    log.debug("unexpected answer from %s: %.200s", describe_url(url), text)
     return None
 
 
