@@ -58,7 +58,7 @@ class Answer:
     status_code: int
     headers: Mapping[str, str]
     content: bytes
-    url: str
+    url: str = attrs.field(repr=describe_url)  # a URL may carry a password
 
     @property
     def text(self) -> str:
@@ -85,9 +85,9 @@ class _Ask(NamedTuple):
 class _Route:
     adapter: CachingAdapter
     template: requests.PreparedRequest  # the pool is looked up with it (TLS settings)
-    url: str
-    target: str  # path and query, as sent on the request line
-    headers: dict[str, str]
+    url: str = attrs.field(repr=describe_url)  # a URL may carry a password
+    target: str = attrs.field(repr=False)  # path and query, as sent on the request line
+    headers: dict[str, str] = attrs.field(repr=False)  # Authorization among them
     verify: Any
     timeout: urllib3.Timeout
     # the pool last used, while its pool manager keeps it open

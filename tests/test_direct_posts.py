@@ -215,3 +215,18 @@ def test_a_refusal_in_a_2xx_answer_names_the_url_without_its_password(front, cap
         consumer.close()
     assert secret not in caplog.text
     assert all(s["headers"].get("Authorization", "").startswith("Basic ") for s in server.seen)
+
+
+def test_the_route_and_the_answer_keep_credentials_out_of_their_repr(collector):
+    secret = "s3cret-of-the-account"
+    consumer = Consumer(api_host=collector.url.replace("http://", f"http://ann:{secret}@"),
+                        retry=ONCE, service_account=("svc", secret, "12345"))
+    consumer.send("event", event("a"))
+    consumer.send("import", json.dumps({"event": "old", "properties": {
+        "token": "t", "distinct_id": "u", "time": 1_700_000_000_000, "$insert_id": "i2"}}))
+    routes = direct_routes(consumer)
+    assert len(routes) == 2
+    answer = consumer.transport.post(routes[0].url, b"[]", {"Content-Type": "application/json"})
+    for text in [repr(r) for r in routes] + [repr(answer)]:
+        assert secret not in text and "Authorization" not in text
+    consumer.close()
