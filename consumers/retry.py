@@ -287,15 +287,7 @@ def retrying(
     once and reuse it: each ``for attempt in ...`` loop is a run of its own,
     and runs in different threads do not share state.
     """
-    schedule = _Schedule(policy, deadline)
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(policy.retries),
-        stop=schedule.stop,
-        wait=schedule.next_wait,
-        sleep=sleep,
-        before_sleep=_log_retry,
-        reraise=True,
-    )
+    return tenacity.Retrying(sleep=sleep, **_decisions(policy, deadline))
 
 
 def async_retrying(
@@ -312,12 +304,17 @@ def async_retrying(
     The stop and wait decisions are the same :class:`RetryPolicy` calls as
     the threaded transport's; only the waiting differs.
     """
+    return tenacity.AsyncRetrying(sleep=sleep, **_decisions(policy, deadline))
+
+
+def _decisions(policy: RetryPolicy,
+               deadline: Optional[Callable[[], Optional[float]]]) -> dict[str, Any]:
+    """What a tenacity controller decides under ``policy``, threaded or asyncio alike."""
     schedule = _Schedule(policy, deadline)
-    return tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception(policy.retries),
-        stop=schedule.stop,
-        wait=schedule.next_wait,
-        sleep=sleep,
-        before_sleep=_log_retry,
-        reraise=True,
-    )
+    return {
+        "retry": tenacity.retry_if_exception(policy.retries),
+        "stop": schedule.stop,
+        "wait": schedule.next_wait,
+        "before_sleep": _log_retry,
+        "reraise": True,
+    }
