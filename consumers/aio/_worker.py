@@ -118,10 +118,7 @@ class Worker:
             await self._adopt_orphans()
 
     def _take(self, count: int) -> list[Message]:
-        c = self.c
-        taken = [c.items.popleft() for _ in range(min(count, len(c.items)))]
-        c.queued_bytes -= sum(len(m) for _, m in taken) + c.overhead * len(taken)
-        return taken
+        return self.c.take(count)
 
     async def _deliver_at_once(self, slices: list[list[Message]]) -> bool:
         """Post ``slices`` concurrently (a slow destination answers them in parallel).

@@ -85,7 +85,7 @@ class AsyncConsumer:
             raise ValueError(f"max_batch is at most {MAX_BATCH}, got {too_many}")
         self._max_bytes = _per_type(
             "max_bytes", DEFAULT_MAX_BYTES if max_bytes is None else max_bytes, DEFAULT_MAX_BYTES)
-        self._checked: set[str] = set()
+        self._size_limits: dict[str, int] = {}  # per type, once it passed check_sendable
 
     def __repr__(self) -> str:
         return (f"AsyncConsumer(endpoints={self.endpoints!r}, "
@@ -98,10 +98,11 @@ class AsyncConsumer:
 
     def check(self, message_type: str, message_json: str) -> None:
         """Raise at once for what could never be sent (type, configuration, size)."""
-        if message_type not in self._checked:
+        limit = self._size_limits.get(message_type)
+        if limit is None:  # a type not seen yet: is it sendable with this configuration?
             self._config.check_sendable(message_type)
-            self._checked.add(message_type)
-        limit = min(self._max_bytes[message_type] - 2, MAX_MESSAGE_BYTES)
+            limit = self._size_limits[message_type] = min(
+                self._max_bytes[message_type] - 2, MAX_MESSAGE_BYTES)
         if len(message_json) > limit:
             raise PayloadTooLargeError(
                 f"a {message_type} message of {len(message_json)} characters exceeds the "
