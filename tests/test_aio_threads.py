@@ -78,3 +78,19 @@ def test_a_send_after_the_loop_closed_is_reported_not_lost(collector: Any) -> No
     assert len(lost) == 2
     assert holder[0].stats()["dropped"] == 2
 
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_large_body_is_written_in_pieces_framed_by_its_length(collector: Any,
+                                                                      anyio_backend: str) -> None:
+    async with background(collector, spool=False) as consumer:
+        for _ in range(1000):
+            consumer.send("event", event(padding="x" * 200))  # ~330 KB in one request
+        assert await consumer.flush()
+    [request] = collector.requests()
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert request["bytes"] > 5 * 64 * 1024
+    assert headers["content-length"] == str(request["bytes"])
+    assert "transfer-encoding" not in headers
+    assert request["accepted"] == 1000

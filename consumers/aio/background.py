@@ -246,12 +246,21 @@ class AsyncBackgroundConsumer:
                                    messages=messages, dropped=len(messages)), messages)
 
     # -- the task's side -----------------------------------------------------------
-    def take(self, count: int) -> list[Message]:
-        """Remove up to ``count`` messages from the front of the queue."""
+    def take(self, count: int) -> dict[str, list[str]]:
+        """Remove up to ``count`` messages from the front of the queue: each type's, in order."""
         types, items = self.types, self.items
-        taken = [(types.popleft(), items.popleft()) for _ in range(min(count, len(items)))]
-        self.queued_bytes -= sum(len(m) for _, m in taken) + OVERHEAD * len(taken)
-        return taken
+        count = min(count, len(items))
+        texts = [items.popleft() for _ in range(count)]
+        kinds = [types.popleft() for _ in range(count)]
+        self.queued_bytes -= sum(map(len, texts)) + OVERHEAD * count
+        if not count:
+            return {}
+        if kinds.count(kinds[0]) == count:  # the usual case: one type
+            return {kinds[0]: texts}
+        by_type: dict[str, list[str]] = {}
+        for message_type, text in zip(kinds, texts):
+            by_type.setdefault(message_type, []).append(text)
+        return by_type
 
     def put_back(self, messages: list[Message]) -> None:
         """Unsent messages return to the front of the queue, in their order."""
@@ -339,8 +348,11 @@ class AsyncBackgroundConsumer:
                 await task
             except asyncio.CancelledError:
                 pass
-        left = list(self.urgent) + self.take(len(self.items)) + self._handoff.drain()
+        left = [*self.urgent, *zip(self.types, self.items), *self._handoff.drain()]
         self.urgent.clear()
+        self.types.clear()
+        self.items.clear()
+        self.queued_bytes = 0
         if left:
             kept = self.spool is not None and await asyncio.to_thread(self.spool.write, left)
             if kept:
