@@ -133,7 +133,7 @@ class Worker:
         kept: list[list[Message]] = []
         tasks: list[asyncio.Task[bool]] = []
         try:
-            while c.items and len(tasks) < c.max_in_flight:
+            while len(tasks) < c.max_in_flight and self._another_slice(bool(tasks)):
                 keep: list[Message] = []
                 kept.append(keep)
                 tasks.append(asyncio.ensure_future(
@@ -151,6 +151,13 @@ class Worker:
             self.outage = True  # another slice's success does not end the outage
             return False
         return True
+
+    def _another_slice(self, started: bool) -> bool:
+        """Whether to start a slice now: the first of a round; then full ones (or on flush)."""
+        c = self.c
+        if not started or c.progress.flush_requested:
+            return bool(c.items)
+        return len(c.items) >= c.batch  # not the few queued since the round began
 
     async def deliver(self, by_type: dict[str, list[str]], *, queued: bool,
                       keep: Optional[list[Message]] = None) -> bool:
