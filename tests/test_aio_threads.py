@@ -94,3 +94,18 @@ async def test_a_large_body_is_written_in_pieces_framed_by_its_length(collector:
     assert headers["content-length"] == str(request["bytes"])
     assert "transfer-encoding" not in headers
     assert request["accepted"] == 1000
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_burst_sent_between_other_tasks_goes_out_in_full_requests(
+        collector: Any, anyio_backend: str) -> None:
+    async with background(collector, spool=False) as consumer:
+        for _ in range(500):  # an app: ten events, then other tasks run
+            for _ in range(10):
+                consumer.send("event", event())
+            await asyncio.sleep(0)
+        assert await consumer.flush()
+    sizes = [r["n_records"] for r in collector.requests()]
+    assert sum(sizes) == 5000
+    assert len(sizes) <= 6  # 1000 per request, and the few left at the end

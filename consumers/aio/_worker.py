@@ -98,10 +98,7 @@ class Worker:
             await asyncio.sleep(self.probe)
             self.probe = min(self.probe * 2, c.max_probe_interval)
             return
-        try:
-            await asyncio.wait_for(c.wake.wait(), c.flush_interval)
-        except asyncio.TimeoutError:
-            pass
+        await c.wake.wait(c.flush_interval)
 
     async def _pass(self) -> None:
         """Deliver what is queued (urgent first), then what the spool holds."""

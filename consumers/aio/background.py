@@ -50,6 +50,7 @@ from consumers._spool_home import TEMP_SPOOL, default_spool_root
 from consumers.aio._handoff import HandOff
 from consumers.aio._progress import Progress
 from consumers.aio._sender import AsyncSender, sender_types
+from consumers.aio._wake import Wake
 from consumers.aio._worker import Worker
 from consumers.errors import DeliveryError, Message
 
@@ -147,6 +148,7 @@ class AsyncBackgroundConsumer:
         self.progress = Progress()
         self._check = inner.check
         self._handoff = HandOff(self._accept, OVERHEAD)
+        self.wake = Wake()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         # the loop while the consumer is open, else an object no loop is
         self._loop_if_open: object = _NO_LOOP
@@ -222,8 +224,7 @@ class AsyncBackgroundConsumer:
         if urgent:
             self.urgent.append((type, message_json))
             self.accepted += 1
-            if self._task is not None:
-                self.wake.set()
+            self.wake.set()
             return
         size = len(message_json) + OVERHEAD
         if self.queued_bytes + size > self.max_queue_bytes:
@@ -233,7 +234,7 @@ class AsyncBackgroundConsumer:
         self.items.append(message_json)
         self.queued_bytes += size
         self.accepted += 1
-        if len(self.items) >= self.batch and self._task is not None:
+        if len(self.items) >= self.batch:
             self.wake.set()
 
     def _keep_or_report(self, messages: list[Message], why: str) -> None:
@@ -290,7 +291,6 @@ class AsyncBackgroundConsumer:
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._loop_if_open = loop
-        self.wake = asyncio.Event()
         if self.items or self.urgent:
             self.wake.set()
         self._task = loop.create_task(self._worker.run(), name="tracking-delivery")
