@@ -142,7 +142,8 @@ class AsyncPostHogSender:
     """Posts batches to PostHog's ``/batch/`` on the running event loop.
 
     ``api_key``, ``host``/``region``, ``max_batch``, ``max_batch_bytes``,
-    ``gzip``, ``retry`` and ``timeout`` mean what they mean for
+    ``gzip``, ``retry``, ``timeout`` and ``historical_migration`` (every
+    batch marked as an import of past events) mean what they mean for
     :class:`~consumers.posthog.PostHogConsumer`.
     """
 
@@ -159,6 +160,7 @@ class AsyncPostHogSender:
         timeout: Timeout = (5.0, 15.0),
         verify: Union[bool, str] = True,
         client: Optional[httpx.AsyncClient] = None,
+        historical_migration: bool = False,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("api_key must be a non-empty str (the project API key)")
@@ -167,7 +169,8 @@ class AsyncPostHogSender:
                 f"max_batch must be between 1 and {POSTHOG_MAX_BATCH}, got {max_batch!r}")
         self.url = posthog_batch_url(host, region=region)
         self.api_key = api_key
-        self._head = batch_head(api_key)
+        self.historical_migration = bool(historical_migration)
+        self._head = batch_head(api_key, self.historical_migration)
         room = max_batch_bytes - len(self._head.encode("utf-8")) - len("]}")
         if room < POSTHOG_MAX_MESSAGE_BYTES:
             raise ValueError(
@@ -185,7 +188,8 @@ class AsyncPostHogSender:
             self._headers["Content-Encoding"] = "gzip"
 
     def __repr__(self) -> str:
-        return f"AsyncPostHogSender(url={self.url!r}, max_batch={self.max_batch})"
+        return (f"AsyncPostHogSender(url={self.url!r}, max_batch={self.max_batch}"
+                + (", historical_migration=True" if self.historical_migration else "") + ")")
 
     @staticmethod
     def size(message: str) -> int:
