@@ -106,11 +106,15 @@ class Worker:
         while c.urgent:
             if not await self.deliver(group([c.urgent.popleft()]), queued=True):
                 return
-        while c.items:
+        # a round of requests now; more while full ones are queued (or a flush waits): the
+        # few queued meanwhile wait for the next wake-up, not for a request of their own
+        first = True
+        while c.items and (first or self._due()):
             if self.outage:  # probe with one small request
                 if not await self.deliver(c.take(PROBE_SLICE), queued=True):
                     return
                 continue
+            first = False
             if not await self._deliver_at_once():
                 return
         if c.spool is not None and c.spool.has_data:

@@ -39,16 +39,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
 from consumers._background.losses import QueueFullError
 from consumers._spool import Spool
-from consumers._spool_home import TEMP_SPOOL, default_spool_root
 from consumers.aio._handoff import HandOff
+from consumers.aio._options import check_options, choose_spool
 from consumers.aio._progress import Progress
+from consumers.aio._queue import OVERHEAD, MessageQueue
 from consumers.aio._sender import AsyncSender, sender_types
 from consumers.aio._wake import Wake
 from consumers.aio._worker import Worker
@@ -59,8 +59,6 @@ __all__ = ["AsyncBackgroundConsumer", "AsyncSender"]
 logger = logging.getLogger("consumers.aio")
 
 DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
-#: Bytes a queued message costs beyond its characters (the tuple and string objects).
-OVERHEAD = 120
 
 ErrorCallback = Callable[[BaseException, list[Message]], Any]
 
@@ -72,7 +70,7 @@ def _log_error(error: BaseException, messages: list[Message]) -> None:
     logger.error("%d message(s) not delivered, lost for good: %s", len(messages), error)
 
 
-class AsyncBackgroundConsumer:
+class AsyncBackgroundConsumer(MessageQueue):
     """Deliver through ``inner`` (an :class:`AsyncSender`) from a task on the running loop.
 
     ``inner`` defaults to an :class:`~consumers.aio.AsyncConsumer` built
@@ -99,16 +97,9 @@ class AsyncBackgroundConsumer:
         max_in_flight: int = 4,
         **consumer_kwargs: Any,
     ) -> None:
-        if max_queue_bytes < 1024:
-            raise ValueError(f"max_queue_bytes must be at least 1024, got {max_queue_bytes!r}")
-        for name, value in (("flush_interval", flush_interval),
-                            ("probe_interval", probe_interval),
-                            ("shutdown_timeout", shutdown_timeout)):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
-                or max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be a positive int, got {max_in_flight!r}")
+        MessageQueue.__init__(self, max_queue_bytes)
+        check_options(flush_interval=flush_interval, probe_interval=probe_interval,
+                      shutdown_timeout=shutdown_timeout, max_in_flight=max_in_flight)
         if inner is None:
             from consumers.aio.senders import AsyncConsumer
 
@@ -117,32 +108,15 @@ class AsyncBackgroundConsumer:
             raise TypeError(f"pass either inner or AsyncConsumer arguments, not both: "
                             f"{sorted(consumer_kwargs)}")
         self.inner: AsyncSender = inner
-        self.max_queue_bytes = max_queue_bytes
         self.flush_interval = flush_interval
         self.shutdown_timeout = shutdown_timeout
         self.probe_interval = probe_interval
         self.max_probe_interval = max(probe_interval, max_probe_interval)
-        self.overhead = OVERHEAD
         self.max_in_flight = max_in_flight
         self.batch = max(inner.limits(t)[0] for t in sender_types(inner))
-        self.spool: Optional[Spool] = None
-        if spool is not False:
-            if spool is None or spool is True:
-                root = default_spool_root(inner)
-            else:
-                root = None if spool is TEMP_SPOOL else Path(spool)
-            self.spool = Spool(root)
+        self.spool: Optional[Spool] = choose_spool(spool, inner)
         self._on_error = on_error
         self._fallback_error: ErrorCallback = _log_error
-        # the queue: each message's type and text, side by side (no tuple per message,
-        # so queued messages add nothing for the garbage collector to visit)
-        self.types: deque[str] = deque()
-        self.items: deque[str] = deque()
-        self._push_type = self.types.append
-        self._push = self.items.append
-        self.urgent: deque[Message] = deque()
-        self.queued_bytes = 0
-        self.accepted = 0  # messages queued so far (urgent ones too)
         self.stats_counts = dict.fromkeys(
             ("delivered", "refused", "dropped", "spilled", "replayed", "outages"), 0)
         self.progress = Progress()
@@ -247,28 +221,6 @@ class AsyncBackgroundConsumer:
                                    messages=messages, dropped=len(messages)), messages)
 
     # -- the task's side -----------------------------------------------------------
-    def take(self, count: int) -> dict[str, list[str]]:
-        """Remove up to ``count`` messages from the front of the queue: each type's, in order."""
-        types, items = self.types, self.items
-        count = min(count, len(items))
-        texts = [items.popleft() for _ in range(count)]
-        kinds = [types.popleft() for _ in range(count)]
-        self.queued_bytes -= sum(map(len, texts)) + OVERHEAD * count
-        if not count:
-            return {}
-        if kinds.count(kinds[0]) == count:  # the usual case: one type
-            return {kinds[0]: texts}
-        by_type: dict[str, list[str]] = {}
-        for message_type, text in zip(kinds, texts):
-            by_type.setdefault(message_type, []).append(text)
-        return by_type
-
-    def put_back(self, messages: list[Message]) -> None:
-        """Unsent messages return to the front of the queue, in their order."""
-        self.types.extendleft([t for t, _ in reversed(messages)])
-        self.items.extendleft([m for _, m in reversed(messages)])
-        self.queued_bytes += sum(len(m) for _, m in messages) + OVERHEAD * len(messages)
-
     def count_outcome(self, total: int, delivered: int, unsent: int, *, queued: bool) -> None:
         self.stats_counts["delivered"] += delivered
         self.stats_counts["refused"] += total - delivered - unsent
@@ -348,11 +300,7 @@ class AsyncBackgroundConsumer:
                 await task
             except asyncio.CancelledError:
                 pass
-        left = [*self.urgent, *zip(self.types, self.items), *self._handoff.drain()]
-        self.urgent.clear()
-        self.types.clear()
-        self.items.clear()
-        self.queued_bytes = 0
+        left = self.take_all() + self._handoff.drain()
         if left:
             kept = self.spool is not None and await asyncio.to_thread(self.spool.write, left)
             if kept:
