@@ -137,6 +137,7 @@ class Worker:
             while len(tasks) < c.max_in_flight and self._another_slice(bool(tasks)):
                 keep: list[Message] = []
                 kept.append(keep)
+                c.wake.clear()  # a wake-up for the messages this slice takes is answered
                 tasks.append(asyncio.ensure_future(
                     self.deliver(c.take(c.batch), queued=True, keep=keep)))
                 await asyncio.sleep(0)
