@@ -14,13 +14,21 @@ Clients, each with its default settings but the queue sized for the burst:
 * ``ours-mixpanel``: ``Tracker`` into ``AsyncBackgroundConsumer`` (1000 per request);
 * ``ours-posthog``: ``tracker.posthog.Client`` into ``AsyncPostHogConsumer``
   (100 per request, gzip);
-* ``baseline``: no client, the probe alone (the machine's own lag);
+* ``baseline``: no client, the probe alone (the machine's own lag: the floor);
+* ``track-nosink`` / ``capture-nosink``: the same ``Tracker.track`` /
+  ``Client.capture`` calls into a sink that does nothing (what building the
+  message costs; the consumer's share of a call is the difference);
 * ``posthog-async``: ``posthog.AsyncClient`` (100 per request, its own
   httpx client; ``max_queue_size`` raised to the burst so it drops nothing).
 
-Per run: the loop's max and p99 lag, the caller's median cost per call,
-delivered events per second (first call to all delivered; not for
-``down``).  Medians over the rounds; runs interleaved by client.
+Per run: the loop's max and p99 lag, the longest garbage-collector pause
+inside the run (a pause of the whole process, whoever allocated), the
+caller's median cost per call (timed per chunk of 10 calls, the chunks the
+caller yields between), delivered events per second (first call to all
+delivered; not for ``down``).  Each run starts on a collected heap
+(``gc.collect()``), so no run pays for the garbage an earlier one left.
+Medians over the rounds with the rounds' range; max lag also as a ratio to
+the floor of the same round; runs interleaved by client.
 
     python3 benchmarks/bench_aio.py [--events 20000] [--rounds 3]
 """
@@ -151,13 +159,62 @@ async def baseline(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], 
     return call, nothing, nothing
 
 
-CLIENTS = {"baseline": (baseline, "track"), "ours-mixpanel": (ours_mixpanel, "track"),
+async def track_nosink(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
+    from tracker import Tracker
+
+    tracker = Tracker("project-token", lambda message_type, message_json: None)
+
+    def call(i: int) -> Any:
+        return tracker.track(f"user-{i % 100}", "Order placed", PROPS)
+
+    return call, _nothing, _nothing
+
+
+async def capture_nosink(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
+    from tracker.posthog import Client
+
+    client = Client(KEY, sink=lambda message_type, message_json: None)
+
+    def call(i: int) -> Any:
+        return client.capture(f"user-{i % 100}", "Order placed", PROPS)
+
+    return call, _nothing, _nothing
+
+
+async def _nothing() -> None:
+    pass
+
+
+CLIENTS = {"baseline": (baseline, "track"), "track-nosink": (track_nosink, "track"),
+           "capture-nosink": (capture_nosink, "posthog"),
+           "ours-mixpanel": (ours_mixpanel, "track"),
            "ours-posthog": (ours_posthog, "posthog"), "posthog-async": (posthog_async, "posthog")}
+
+
+class GcPauses:
+    """The garbage collector's pauses while :attr:`on`."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.longest = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self.on:
+            self.longest = max(self.longest, time.perf_counter() - self._started)
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._note)
 
 
 async def one_run(make: Any, url: str, n: int, down: bool) -> dict[str, float]:
     call, done, close = await make(url, n, down)
     probe = LagProbe()
+    pauses = GcPauses()
+    pauses.on = True
     probe.start()
     await asyncio.sleep(0.05)
     costs: list[float] = []
@@ -174,8 +231,10 @@ async def one_run(make: Any, url: str, n: int, down: bool) -> dict[str, float]:
         await done()
     elapsed = time.perf_counter() - started
     worst, p99 = await probe.stop()
+    pauses.on = False
+    pauses.close()
     await close()
-    return {"max_ms": worst * 1000, "p99_ms": p99 * 1000,
+    return {"max_ms": worst * 1000, "p99_ms": p99 * 1000, "gc_ms": pauses.longest * 1000,
             "call_us": statistics.median(costs), "elapsed": elapsed}
 
 
@@ -208,29 +267,53 @@ def main() -> None:
                         collector.add_latency(0.05)
                     elif case == "down":
                         url = f"http://127.0.0.1:{free_port()}"
+                    gc.collect()  # this run does not collect what an earlier one left
                     row = asyncio.run(one_run(make, url, args.events, case == "down"))
-                    if case != "down" and name != "baseline":
+                    if case != "down" and name in ("ours-mixpanel", "ours-posthog",
+                                                   "posthog-async"):
                         got = len(collector.records(endpoint))
                         row["delivered"] = got
                         row["per_s"] = got / row["elapsed"]
                     results.setdefault((case, name), []).append(row)
-    print(f"{'case':8} {'client':14} {'max lag ms':>10} {'p99 lag ms':>10} "
-          f"{'call us':>8} {'events/s':>10} {'delivered':>9}")
+    report(results, cases)
+
+
+def report(results: dict[tuple[str, str], list[dict[str, float]]], cases: list[str]) -> None:
+    """Medians over the rounds, each with the rounds' range; ratios to the floor and to posthog."""
+    def med(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r.get(key, float("nan")) for r in rows)
+
+    def spread(rows: list[dict[str, float]], key: str, form: str) -> str:
+        values = [r[key] for r in rows if key in r]
+        if not values:
+            return ""
+        return f"{statistics.median(values):{form}} [{min(values):{form}}-{max(values):{form}}]"
+
+    print(f"{'case':8} {'client':15} {'max lag ms [range]':>20} {'x floor':>7} "
+          f"{'p99 ms':>6} {'gc ms':>6} {'call us [range]':>18} {'events/s':>9} {'got':>6}")
     for (case, name), rows in results.items():
-        def med(key: str, rows: list[dict[str, float]] = rows) -> float:
-            return statistics.median(r.get(key, float("nan")) for r in rows)
-        print(f"{case:8} {name:14} {med('max_ms'):10.2f} {med('p99_ms'):10.2f} "
-              f"{med('call_us'):8.2f} {med('per_s'):10.0f} {med('delivered'):9.0f}")
+        floor = results.get((case, "baseline"), [])
+        ratios = [r["max_ms"] / f["max_ms"] for r, f in zip(rows, floor) if f["max_ms"] > 0]
+        ratio = f"{statistics.median(ratios):7.2f}" if ratios and name != "baseline" else ""
+        print(f"{case:8} {name:15} {spread(rows, 'max_ms', '.2f'):>20} {ratio:>7} "
+              f"{med(rows, 'p99_ms'):6.2f} {med(rows, 'gc_ms'):6.2f} "
+              f"{spread(rows, 'call_us', '.2f'):>18} {med(rows, 'per_s'):9.0f} "
+              f"{med(rows, 'delivered'):6.0f}")
     for case in cases:
         theirs = results.get((case, "posthog-async"))
-        if not theirs or case == "down" or "per_s" not in theirs[0]:
-            continue
-        for name in ("ours-posthog", "ours-mixpanel"):
-            ours = results.get((case, name))
-            if ours:
-                ratio = (statistics.median(r["per_s"] for r in ours)
-                         / statistics.median(r["per_s"] for r in theirs))
-                print(f"{case}: {name} delivers {ratio:.2f}x posthog-async's events/s")
+        for name, nosink in (("ours-posthog", "capture-nosink"), ("ours-mixpanel", "track-nosink")):
+            ours, bare = results.get((case, name)), results.get((case, nosink))
+            if ours and bare:
+                print(f"{case}: {name} call {med(ours, 'call_us'):.2f} us, of which the "
+                      f"consumer {med(ours, 'call_us') - med(bare, 'call_us'):.2f} us "
+                      f"(the rest builds the message: {med(bare, 'call_us'):.2f} us)")
+            if ours and theirs:
+                print(f"{case}: {name} call costs "
+                      f"{med(ours, 'call_us') / med(theirs, 'call_us'):.2f}x posthog-async's")
+                if case != "down" and "per_s" in theirs[0]:
+                    print(f"{case}: {name} delivers "
+                          f"{med(ours, 'per_s') / med(theirs, 'per_s'):.2f}x posthog-async's "
+                          f"events/s")
 
 
 if __name__ == "__main__":

@@ -14,23 +14,22 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """Accepted and settled counts; the futures of the ``flush()`` calls in progress."""
+    """The settled count; the futures of the ``flush()`` calls in progress.
+
+    The accepted count is the consumer's own (``send()`` counts it with no
+    attribute look-up beyond its own).
+    """
 
     def __init__(self) -> None:
-        self.accepted = 0
         self.settled = 0
         self.flush_requested = 0  # flush() calls waiting: the task delivers at once
         # (target, patient: waits out an outage until its timeout, future)
         self._waiters: list[tuple[int, bool, asyncio.Future[bool]]] = []
 
-    @property
-    def done(self) -> bool:
-        return self.settled >= self.accepted
-
-    async def wait(self, timeout: Optional[float]) -> bool:
-        """Until what was accepted so far is settled: the result :meth:`notify` gives."""
+    async def wait(self, target: int, timeout: Optional[float]) -> bool:
+        """Until ``target`` messages are settled: the result :meth:`notify` gives."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiters.append((self.accepted, timeout is not None, future))
+        self._waiters.append((target, timeout is not None, future))
         self.flush_requested += 1
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)

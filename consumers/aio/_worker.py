@@ -29,7 +29,7 @@ from consumers.errors import DeliveryError, Message, RecordsRejectedError
 if TYPE_CHECKING:
     from consumers.aio.background import AsyncBackgroundConsumer
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "group"]
 
 logger = logging.getLogger("consumers.aio")
 
@@ -44,6 +44,14 @@ def _read_segment(folder: Path) -> list[Message]:
     got: list[Message] = []
     replay(folder, lambda t, m: got.append((t, m)), checkpoint=False)
     return got
+
+
+def group(messages: Sequence[Message]) -> dict[str, list[str]]:
+    """Each type's messages, in their order."""
+    by_type: dict[str, list[str]] = {}
+    for message_type, message_json in messages:
+        by_type.setdefault(message_type, []).append(message_json)
+    return by_type
 
 
 def _reported_messages(error: DeliveryError) -> list[Message]:
@@ -90,26 +98,24 @@ class Worker:
             await asyncio.sleep(self.probe)
             self.probe = min(self.probe * 2, c.max_probe_interval)
             return
-        try:
-            await asyncio.wait_for(c.wake.wait(), c.flush_interval)
-        except asyncio.TimeoutError:
-            pass
+        await c.wake.wait(c.flush_interval)
 
     async def _pass(self) -> None:
         """Deliver what is queued (urgent first), then what the spool holds."""
         c = self.c
         while c.urgent:
-            if not await self.deliver([c.urgent.popleft()], queued=True):
+            if not await self.deliver(group([c.urgent.popleft()]), queued=True):
                 return
-        while c.items:
+        # a round of requests now; more while full ones are queued (or a flush waits): the
+        # few queued meanwhile wait for the next wake-up, not for a request of their own
+        first = True
+        while c.items and (first or self._due()):
             if self.outage:  # probe with one small request
-                if not await self.deliver(self._take(PROBE_SLICE), queued=True):
+                if not await self.deliver(c.take(PROBE_SLICE), queued=True):
                     return
                 continue
-            slices: list[list[Message]] = []
-            while c.items and len(slices) < c.max_in_flight:
-                slices.append(self._take(c.batch))
-            if not await self._deliver_at_once(slices):
+            first = False
+            if not await self._deliver_at_once():
                 return
         if c.spool is not None and c.spool.has_data:
             await self._replay_spool()
@@ -117,26 +123,23 @@ class Worker:
             self.adopt_due = False
             await self._adopt_orphans()
 
-    def _take(self, count: int) -> list[Message]:
-        c = self.c
-        taken = [c.items.popleft() for _ in range(min(count, len(c.items)))]
-        c.queued_bytes -= sum(len(m) for _, m in taken) + c.overhead * len(taken)
-        return taken
+    async def _deliver_at_once(self) -> bool:
+        """Post up to ``max_in_flight`` slices at once (a slow destination answers in parallel).
 
-    async def _deliver_at_once(self, slices: list[list[Message]]) -> bool:
-        """Post ``slices`` concurrently (a slow destination answers them in parallel).
-
+        Each slice is taken and started in a turn of the loop of its own.
         What any of them did not send goes back to the front of the queue in
         the slices' order, also when the task is cancelled meanwhile.
         """
-        if len(slices) == 1:
-            return await self.deliver(slices[0], queued=True)
-        kept: list[list[Message]] = [[] for _ in slices]
+        c = self.c
+        kept: list[list[Message]] = []
         tasks: list[asyncio.Task[bool]] = []
         try:
-            for piece, keep in zip(slices, kept):
-                tasks.append(asyncio.ensure_future(self.deliver(piece, queued=True, keep=keep)))
-                # one task's encoding per turn of the loop, not all of them in one turn
+            while len(tasks) < c.max_in_flight and self._another_slice(bool(tasks)):
+                keep: list[Message] = []
+                kept.append(keep)
+                c.wake.clear()  # a wake-up for the messages this slice takes is answered
+                tasks.append(asyncio.ensure_future(
+                    self.deliver(c.take(c.batch), queued=True, keep=keep)))
                 await asyncio.sleep(0)
             results = await asyncio.gather(*tasks)
         except BaseException:
@@ -145,24 +148,28 @@ class Worker:
             await asyncio.gather(*tasks, return_exceptions=True)  # their put-backs
             raise
         finally:
-            self.c.put_back([m for unsent in kept for m in unsent])
+            c.put_back([m for unsent in kept for m in unsent])
         if not all(results):
             self.outage = True  # another slice's success does not end the outage
             return False
         return True
 
-    async def deliver(self, items: Sequence[Message], *, queued: bool,
+    def _another_slice(self, started: bool) -> bool:
+        """Whether to start a slice now: the first of a round; then full ones (or on flush)."""
+        c = self.c
+        if not started or c.progress.flush_requested:
+            return bool(c.items)
+        return len(c.items) >= c.batch  # not the few queued since the round began
+
+    async def deliver(self, by_type: dict[str, list[str]], *, queued: bool,
                       keep: Optional[list[Message]] = None) -> bool:
-        """Send ``items``; False (unsent ones put back when ``queued``) if the destination failed.
+        """Send each type's messages; False if the destination failed (unsent put back).
 
         ``queued``: the items came from the queue (else from the spool, where
         they stay until delivered).  ``keep``: where the unsent go instead of
         the queue (the caller puts them back).
         """
         c = self.c
-        by_type: dict[str, list[str]] = {}
-        for message_type, message_json in items:
-            by_type.setdefault(message_type, []).append(message_json)
         types = list(by_type)
         for index, message_type in enumerate(types):
             messages = by_type[message_type]
@@ -222,7 +229,7 @@ class Worker:
         spool.seal()
         for segment in spool.segments():
             messages = await asyncio.to_thread(_read_segment, segment)
-            if messages and not await self.deliver(messages, queued=False):
+            if messages and not await self.deliver(group(messages), queued=False):
                 return
             spool.read_back(len(messages))
             self.c.stats_counts["replayed"] += len(messages)
@@ -236,7 +243,7 @@ class Worker:
             logger.info("replaying a spool left behind in %s", folder)
             for segment in sorted(p for p in folder.glob("seg-*") if p.is_dir()):
                 messages = await asyncio.to_thread(_read_segment, segment)
-                if messages and not await self.deliver(messages, queued=False):
+                if messages and not await self.deliver(group(messages), queued=False):
                     return
                 self.c.stats_counts["replayed"] += len(messages)
                 await asyncio.to_thread(shutil.rmtree, segment, True)

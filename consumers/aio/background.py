@@ -11,7 +11,8 @@
 bad input raises at once), appends it to an in-memory queue bounded by
 ``max_queue_bytes`` and returns; it does no IO.  Called from another thread
 (a synchronous view run in a thread pool), it hands the message to the loop
-with ``call_soon_threadsafe``.  The delivery task (:mod:`consumers.aio._worker`)
+through a locked buffer (:mod:`consumers.aio._handoff`) that counts against
+the same bound.  The delivery task (:mod:`consumers.aio._worker`)
 posts through the sender (:class:`~consumers.aio.AsyncConsumer` for
 Mixpanel, :class:`~consumers.aio.AsyncPostHogSender` for PostHog) in
 requests of the sender's limits, with the same batching, bisection,
@@ -37,18 +38,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
 from consumers._background.losses import QueueFullError
 from consumers._spool import Spool
-from consumers._spool_home import TEMP_SPOOL, default_spool_root
+from consumers.aio._handoff import HandOff
+from consumers.aio._options import check_options, choose_spool
 from consumers.aio._progress import Progress
+from consumers.aio._queue import OVERHEAD, MessageQueue
 from consumers.aio._sender import AsyncSender, sender_types
+from consumers.aio._wake import Wake
 from consumers.aio._worker import Worker
 from consumers.errors import DeliveryError, Message
 
@@ -57,17 +59,18 @@ __all__ = ["AsyncBackgroundConsumer", "AsyncSender"]
 logger = logging.getLogger("consumers.aio")
 
 DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
-#: Bytes a queued message costs beyond its characters (the tuple and string objects).
-OVERHEAD = 120
 
 ErrorCallback = Callable[[BaseException, list[Message]], Any]
+
+_running_loop = asyncio._get_running_loop
+_NO_LOOP = object()
 
 
 def _log_error(error: BaseException, messages: list[Message]) -> None:
     logger.error("%d message(s) not delivered, lost for good: %s", len(messages), error)
 
 
-class AsyncBackgroundConsumer:
+class AsyncBackgroundConsumer(MessageQueue):
     """Deliver through ``inner`` (an :class:`AsyncSender`) from a task on the running loop.
 
     ``inner`` defaults to an :class:`~consumers.aio.AsyncConsumer` built
@@ -94,16 +97,9 @@ class AsyncBackgroundConsumer:
         max_in_flight: int = 4,
         **consumer_kwargs: Any,
     ) -> None:
-        if max_queue_bytes < 1024:
-            raise ValueError(f"max_queue_bytes must be at least 1024, got {max_queue_bytes!r}")
-        for name, value in (("flush_interval", flush_interval),
-                            ("probe_interval", probe_interval),
-                            ("shutdown_timeout", shutdown_timeout)):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
-                or max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be a positive int, got {max_in_flight!r}")
+        MessageQueue.__init__(self, max_queue_bytes)
+        check_options(flush_interval=flush_interval, probe_interval=probe_interval,
+                      shutdown_timeout=shutdown_timeout, max_in_flight=max_in_flight)
         if inner is None:
             from consumers.aio.senders import AsyncConsumer
 
@@ -112,31 +108,24 @@ class AsyncBackgroundConsumer:
             raise TypeError(f"pass either inner or AsyncConsumer arguments, not both: "
                             f"{sorted(consumer_kwargs)}")
         self.inner: AsyncSender = inner
-        self.max_queue_bytes = max_queue_bytes
         self.flush_interval = flush_interval
         self.shutdown_timeout = shutdown_timeout
         self.probe_interval = probe_interval
         self.max_probe_interval = max(probe_interval, max_probe_interval)
-        self.overhead = OVERHEAD
         self.max_in_flight = max_in_flight
         self.batch = max(inner.limits(t)[0] for t in sender_types(inner))
-        self.spool: Optional[Spool] = None
-        if spool is not False:
-            if spool is None or spool is True:
-                root = default_spool_root(inner)
-            else:
-                root = None if spool is TEMP_SPOOL else Path(spool)
-            self.spool = Spool(root)
+        self.spool: Optional[Spool] = choose_spool(spool, inner)
         self._on_error = on_error
         self._fallback_error: ErrorCallback = _log_error
-        self.items: deque[Message] = deque()
-        self.urgent: deque[Message] = deque()
-        self.queued_bytes = 0
         self.stats_counts = dict.fromkeys(
-            ("enqueued", "delivered", "refused", "dropped", "spilled", "replayed", "outages"), 0)
+            ("delivered", "refused", "dropped", "spilled", "replayed", "outages"), 0)
         self.progress = Progress()
+        self._check = inner.check
+        self._handoff = HandOff(self._accept, OVERHEAD)
+        self.wake = Wake()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[int] = None
+        # the loop while the consumer is open, else an object no loop is
+        self._loop_if_open: object = _NO_LOOP
         self._task: Optional[asyncio.Task[None]] = None
         self._worker = Worker(self)
         self._closed = False
@@ -152,8 +141,20 @@ class AsyncBackgroundConsumer:
         """Queue one message for the delivery task; raises at once for a bad message."""
         if message_json.__class__ is not str:
             raise TypeError(f"message_json must be a str, got {message_json.__class__.__name__}")
-        self.inner.check(type, message_json)
-        self._hand_over(self._accept, type, message_json)
+        self._check(type, message_json)
+        # The common case, on the loop's thread while it runs, is written out here:
+        # each call and look-up saved is saved on every tracked event.
+        if _running_loop() is self._loop_if_open:
+            queued = self.queued_bytes + len(message_json) + OVERHEAD
+            if queued <= self.max_queue_bytes:
+                self.queued_bytes = queued
+                self._push_type(type)
+                self._push(message_json)
+                self.accepted += 1
+                if len(self.items) == self.batch:  # a request's worth: the task posts it
+                    self.wake.set()
+                return
+        self._hand_over(False, type, message_json)
 
     __call__ = send
 
@@ -165,48 +166,49 @@ class AsyncBackgroundConsumer:
     def _send_urgent(self, type: str, message_json: str) -> None:
         if message_json.__class__ is not str:
             raise TypeError(f"message_json must be a str, got {message_json.__class__.__name__}")
-        self.inner.check(type, message_json)
-        self._hand_over(self._accept_urgent, type, message_json)
+        self._check(type, message_json)
+        self._hand_over(True, type, message_json)
 
-    def _hand_over(self, accept: Callable[[str, str], None], type: str, text: str) -> None:
-        if threading.get_ident() == self._thread:
-            accept(type, text)
+    def _hand_over(self, urgent: bool, type: str, text: str) -> None:
+        """Everything but the common case: not started, closed, full, another thread."""
+        if self._closed:
+            self._keep_or_report([(type, text)], "the consumer is closed")
             return
         loop = self._loop
         if loop is None:
-            running = asyncio._get_running_loop()
+            running = _running_loop()
             if running is not None:
                 self._start(running)
-            accept(type, text)  # not started: the task takes it when it starts
+            self._accept(urgent, type, text)  # not started: the task takes it when it starts
             return
-        try:
-            loop.call_soon_threadsafe(accept, type, text)
-        except RuntimeError:  # the loop is closed: nothing will deliver it
-            self._keep_or_report([(type, text)], "its event loop is closed")
+        if _running_loop() is loop:
+            self._accept(urgent, type, text)
+            return
+        if self.queued_bytes + self._handoff.size + len(text) + OVERHEAD > self.max_queue_bytes:
+            self._keep_or_report([(type, text)], "the queue is full")  # the loop is behind
+            return
+        lost = self._handoff.put(loop, urgent, type, text)
+        if lost:
+            self._keep_or_report(lost, "its event loop is closed")
 
-    def _accept(self, type: str, message_json: str) -> None:
+    def _accept(self, urgent: bool, type: str, message_json: str) -> None:
         if self._closed:
             self._keep_or_report([(type, message_json)], "the consumer is closed")
+            return
+        if urgent:
+            self.urgent.append((type, message_json))
+            self.accepted += 1
+            self.wake.set()
             return
         size = len(message_json) + OVERHEAD
         if self.queued_bytes + size > self.max_queue_bytes:
             self._keep_or_report([(type, message_json)], "the queue is full")
             return
-        self.items.append((type, message_json))
+        self.types.append(type)
+        self.items.append(message_json)
         self.queued_bytes += size
-        self.progress.accepted += 1
-        self.stats_counts["enqueued"] += 1
-        if len(self.items) == self.batch and self._task is not None:
-            self.wake.set()
-
-    def _accept_urgent(self, type: str, message_json: str) -> None:
-        if self._closed:
-            self._keep_or_report([(type, message_json)], "the consumer is closed")
-            return
-        self.urgent.append((type, message_json))
-        self.progress.accepted += 1
-        self.stats_counts["enqueued"] += 1
-        if self._task is not None:
+        self.accepted += 1
+        if len(self.items) >= self.batch:
             self.wake.set()
 
     def _keep_or_report(self, messages: list[Message], why: str) -> None:
@@ -219,11 +221,6 @@ class AsyncBackgroundConsumer:
                                    messages=messages, dropped=len(messages)), messages)
 
     # -- the task's side -----------------------------------------------------------
-    def put_back(self, messages: list[Message]) -> None:
-        """Unsent messages return to the front of the queue, in their order."""
-        self.items.extendleft(reversed(messages))
-        self.queued_bytes += sum(len(m) for _, m in messages) + OVERHEAD * len(messages)
-
     def count_outcome(self, total: int, delivered: int, unsent: int, *, queued: bool) -> None:
         self.stats_counts["delivered"] += delivered
         self.stats_counts["refused"] += total - delivered - unsent
@@ -245,8 +242,7 @@ class AsyncBackgroundConsumer:
     # -- lifecycle -----------------------------------------------------------------
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._thread = threading.get_ident()
-        self.wake = asyncio.Event()
+        self._loop_if_open = loop
         if self.items or self.urgent:
             self.wake.set()
         self._task = loop.create_task(self._worker.run(), name="tracking-delivery")
@@ -276,12 +272,13 @@ class AsyncBackgroundConsumer:
         what waits is kept, and is delivered when it answers again.
         """
         self.start()
-        if self.progress.done and not self.items and not self.urgent:
+        self._handoff.take_all()  # what other threads sent before this call counts
+        if self.progress.settled >= self.accepted and not self.items and not self.urgent:
             return not self._worker.outage and (self.spool is None or not self.spool.has_data)
         if self._worker.outage and timeout is None:
             return False
         self.wake.set()
-        return await self.progress.wait(timeout)
+        return await self.progress.wait(self.accepted, timeout)
 
     async def aclose(self, timeout: Optional[float] = None) -> None:
         """Deliver for at most ``timeout`` (default ``shutdown_timeout``) seconds, and stop.
@@ -295,6 +292,7 @@ class AsyncBackgroundConsumer:
         if self._task is not None:
             await self.flush(timeout)
         self._closed = True
+        self._loop_if_open = _NO_LOOP
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -302,10 +300,7 @@ class AsyncBackgroundConsumer:
                 await task
             except asyncio.CancelledError:
                 pass
-        left = list(self.urgent) + list(self.items)
-        self.urgent.clear()
-        self.items.clear()
-        self.queued_bytes = 0
+        left = self.take_all() + self._handoff.drain()
         if left:
             kept = self.spool is not None and await asyncio.to_thread(self.spool.write, left)
             if kept:
@@ -323,6 +318,6 @@ class AsyncBackgroundConsumer:
 
     def stats(self) -> dict[str, int]:
         """Counters: enqueued, delivered, refused, dropped, spilled, replayed, outages; queued."""
-        counts = dict(self.stats_counts)
+        counts = {"enqueued": self.accepted, **self.stats_counts}
         counts["queued"] = len(self.items) + len(self.urgent)
         return counts

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from consumers._spool_home import TEMP_SPOOL, default_spool_root
 from consumers.aio.background import AsyncBackgroundConsumer
 from consumers.aio.senders import AsyncPostHogSender
 
 __all__ = ["AsyncPostHogConsumer"]
 
 _SENDER_KEYWORDS = ("max_batch", "max_batch_bytes", "gzip", "retry", "timeout", "verify",
-                    "client")
+                    "client", "historical_migration")
 
 
 class AsyncPostHogConsumer(AsyncBackgroundConsumer):
@@ -18,12 +19,19 @@ class AsyncPostHogConsumer(AsyncBackgroundConsumer):
 
     ``api_key`` and ``host`` (or ``region``), and ``max_batch``,
     ``max_batch_bytes``, ``gzip``, ``retry``, ``timeout``, ``verify``,
-    ``client`` configure the :class:`AsyncPostHogSender`; the other keyword
-    arguments are the background consumer's (``on_error``, ``spool``, ...).
+    ``client``, ``historical_migration`` configure the
+    :class:`AsyncPostHogSender`; the other keyword arguments are the
+    background consumer's (``on_error``, ``spool``, ...).  With
+    ``historical_migration=True`` the default spool folder is one of its
+    own, so what it keeps is never replayed as live events.
     """
 
     def __init__(self, api_key: str, host: Optional[str] = None, *,
                  region: Optional[str] = None, **options: Any) -> None:
         sender_options = {k: options.pop(k) for k in _SENDER_KEYWORDS if k in options}
-        super().__init__(AsyncPostHogSender(api_key, host, region=region, **sender_options),
-                         **options)
+        sender = AsyncPostHogSender(api_key, host, region=region, **sender_options)
+        if sender.historical_migration and options.get("spool") in (None, True):
+            root = default_spool_root(sender)
+            options["spool"] = TEMP_SPOOL if root is None else \
+                root.with_name(root.name + "-historical")
+        super().__init__(sender, **options)

@@ -86,7 +86,7 @@ class AsyncConsumer:
             raise ValueError(f"max_batch is at most {MAX_BATCH}, got {too_many}")
         self._max_bytes = _per_type(
             "max_bytes", DEFAULT_MAX_BYTES if max_bytes is None else max_bytes, DEFAULT_MAX_BYTES)
-        self._checked: set[str] = set()
+        self._size_limits: dict[str, int] = {}  # per type, once it passed check_sendable
 
     def __repr__(self) -> str:
         return (f"AsyncConsumer(endpoints={self.endpoints!r}, "
@@ -99,10 +99,11 @@ class AsyncConsumer:
 
     def check(self, message_type: str, message_json: str) -> None:
         """Raise at once for what could never be sent (type, configuration, size)."""
-        if message_type not in self._checked:
+        limit = self._size_limits.get(message_type)
+        if limit is None:  # a type not seen yet: is it sendable with this configuration?
             self._config.check_sendable(message_type)
-            self._checked.add(message_type)
-        limit = min(self._max_bytes[message_type] - 2, MAX_MESSAGE_BYTES)
+            limit = self._size_limits[message_type] = min(
+                self._max_bytes[message_type] - 2, MAX_MESSAGE_BYTES)
         if len(message_json) > limit:
             raise PayloadTooLargeError(
                 f"a {message_type} message of {len(message_json)} characters exceeds the "
@@ -142,7 +143,8 @@ class AsyncPostHogSender:
     """Posts batches to PostHog's ``/batch/`` on the running event loop.
 
     ``api_key``, ``host``/``region``, ``max_batch``, ``max_batch_bytes``,
-    ``gzip``, ``retry`` and ``timeout`` mean what they mean for
+    ``gzip``, ``retry``, ``timeout`` and ``historical_migration`` (every
+    batch marked as an import of past events) mean what they mean for
     :class:`~consumers.posthog.PostHogConsumer`.
     """
 
@@ -159,6 +161,7 @@ class AsyncPostHogSender:
         timeout: Timeout = (5.0, 15.0),
         verify: Union[bool, str] = True,
         client: Optional[httpx.AsyncClient] = None,
+        historical_migration: bool = False,
     ) -> None:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ValueError("api_key must be a non-empty str (the project API key)")
@@ -167,7 +170,8 @@ class AsyncPostHogSender:
                 f"max_batch must be between 1 and {POSTHOG_MAX_BATCH}, got {max_batch!r}")
         self.url = posthog_batch_url(host, region=region)
         self.api_key = api_key
-        self._head = batch_head(api_key)
+        self.historical_migration = bool(historical_migration)
+        self._head = batch_head(api_key, self.historical_migration)
         room = max_batch_bytes - len(self._head.encode("utf-8")) - len("]}")
         if room < POSTHOG_MAX_MESSAGE_BYTES:
             raise ValueError(
@@ -185,7 +189,8 @@ class AsyncPostHogSender:
             self._headers["Content-Encoding"] = "gzip"
 
     def __repr__(self) -> str:
-        return f"AsyncPostHogSender(url={self.url!r}, max_batch={self.max_batch})"
+        return (f"AsyncPostHogSender(url={self.url!r}, max_batch={self.max_batch}"
+                + (", historical_migration=True" if self.historical_migration else "") + ")")
 
     @staticmethod
     def size(message: str) -> int:
