@@ -63,7 +63,8 @@ def cache_root() -> Path:
 
 
 def destination_of(sink: Any) -> Optional[str]:
-    """What identifies where ``sink`` delivers (URLs, PostHog key), or None if it cannot say."""
+    """What identifies where ``sink`` delivers (URLs, PostHog key, whether as an import of
+    past events), or None if it cannot say."""
     parts: list[str] = []
     for _ in range(4):  # through wrappers: BufferedConsumer -> Consumer
         endpoints = getattr(sink, "endpoints", None)
@@ -74,6 +75,8 @@ def destination_of(sink: Any) -> Optional[str]:
         url = getattr(sink, "url", None)
         if isinstance(url, str):
             parts += [url, str(getattr(sink, "api_key", ""))]
+            if getattr(sink, "historical_migration", False) is True:
+                parts.append("historical")  # never replayed as live events
             break
         sink = getattr(sink, "consumer", None)
         if sink is None:

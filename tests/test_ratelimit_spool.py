@@ -109,6 +109,19 @@ def test_the_default_root_is_per_program_and_destination_and_names_no_secret(mon
         assert cache_root() == Path("/cache-home/tracking-toolkit/spool")
 
 
+def test_an_import_of_past_events_keeps_a_spool_of_its_own(monkeypatch):
+    from consumers.posthog import PostHogConsumer
+
+    monkeypatch.setenv(ENV_VAR, "/somewhere")
+    live = PostHogConsumer("phc_key", region="eu")
+    past = PostHogConsumer("phc_key", region="eu", historical_migration=True)
+    # what the import keeps is never replayed by the live consumer, nor the other way round
+    assert default_spool_root(past) != default_spool_root(live)
+    assert default_spool_root(live) == default_spool_root(PostHogConsumer("phc_key", region="eu"))
+    for consumer in (live, past):
+        consumer.close()
+
+
 def test_temp_spool_keeps_the_private_temporary_folder(collector):
     collector.fail_next(10_000, 503, path="/track")
     sink = BufferedConsumer(api_host=collector.url, retry=RetryPolicy(max_attempts=1))

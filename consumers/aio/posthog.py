@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from consumers._spool_home import TEMP_SPOOL, default_spool_root
 from consumers.aio.background import AsyncBackgroundConsumer
 from consumers.aio.senders import AsyncPostHogSender
 
@@ -30,8 +29,4 @@ class AsyncPostHogConsumer(AsyncBackgroundConsumer):
                  region: Optional[str] = None, **options: Any) -> None:
         sender_options = {k: options.pop(k) for k in _SENDER_KEYWORDS if k in options}
         sender = AsyncPostHogSender(api_key, host, region=region, **sender_options)
-        if sender.historical_migration and options.get("spool") in (None, True):
-            root = default_spool_root(sender)
-            options["spool"] = TEMP_SPOOL if root is None else \
-                root.with_name(root.name + "-historical")
         super().__init__(sender, **options)
