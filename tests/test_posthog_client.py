@@ -99,6 +99,19 @@ def test_capture_defaults_a_fresh_uuid4_and_the_current_utc_time(
         assert before <= dt.datetime.fromisoformat(m["timestamp"]) <= after
 
 
+@pytest.mark.parametrize("ns", [
+    0, 999_999_999, 1_000_000_000, 951_782_400_123_456_789,  # 2000-02-29, a leap day
+    1_700_000_000_000_000_999, 1_700_000_000_999_999_999, 4_102_444_799_999_999_000,
+])
+def test_the_current_time_is_written_as_datetime_writes_it(ns: int) -> None:
+    from tracker._posthog_values import utc_text
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    expected = (epoch + dt.timedelta(microseconds=ns // 1000)).isoformat(timespec="microseconds")
+    assert utc_text(ns) == expected
+    assert utc_text(ns) == expected  # the second's text, reused
+
+
 def test_groups_become_the_groups_property(client: Client, cap: Capture) -> None:
     client.capture("u", "E", {"a": 1}, groups={"company": "acme", "team": 42}, uuid=U)
     props = cap.messages[0]["properties"]

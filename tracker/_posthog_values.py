@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import time
 import uuid as _uuid
 from collections.abc import Mapping
 from typing import Any
@@ -34,10 +35,25 @@ def api_key(value: Any) -> str:
     return value
 
 
+# the text of the last second formatted: (seconds since the epoch, "YYYY-MM-DDTHH:MM:SS")
+_second: tuple[int, str] = (-1, "")
+
+
+def utc_text(ns: int) -> str:
+    """``ns`` nanoseconds since the epoch as ``datetime.isoformat(timespec="microseconds")``
+    writes that instant in UTC, the second's text formatted once per second."""
+    global _second
+    seconds, rest = divmod(ns, 1_000_000_000)
+    known = _second
+    if known[0] != seconds:
+        known = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{known[1]}.{rest // 1000:06d}+00:00"
+
+
 def timestamp_text(value: Any) -> str:
     """ISO-8601 in UTC with microseconds: ``2024-05-01T12:00:00.000000+00:00``."""
     if value is None:
-        return _dt.datetime.now(_UTC).isoformat(timespec="microseconds")
+        return utc_text(time.time_ns())
     if isinstance(value, str):
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
         text = _FRACTION.sub(lambda digits: digits[1].ljust(6, "0"), text)
