@@ -291,3 +291,29 @@ def test_fuzzed_times_are_sent_and_accepted_or_refused_cleanly(
                 assert sink.calls == 0
     finally:
         _json.dumps = saved  # type: ignore[assignment]
+
+
+@FUZZ
+@given(props=properties)
+def test_the_plain_shortcut_gives_what_normalising_gives(props: dict[str, Any]) -> None:
+    # the PostHog client copies plain properties as they are: only where normalising
+    # (its own limits) would return the very same values
+    from tracker._props import plain_copy
+
+    plain = plain_copy(props)
+    if plain is None:
+        return
+    assert plain is not props
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        normalised = _json.normalize_properties(props)
+    assert plain == normalised
+    assert [type(v) for v in plain.values()] == [type(v) for v in normalised.values()]
+
+    def sent(value: dict[str, Any]) -> str:
+        try:
+            return _json.dumps(value)
+        except InvalidInputError as refused:  # a lone surrogate: refused the same way
+            return f"refused: {refused}"
+
+    assert sent(plain) == sent(normalised)

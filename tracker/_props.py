@@ -16,7 +16,7 @@ told to, so that ``ip`` and the like count too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 from tracker import _json, _validation
@@ -28,6 +28,7 @@ __all__ = [
     "RESERVED",
     "RESERVED_GIVEN",
     "add_properties",
+    "plain_copy",
     "remember_name",
 ]
 
@@ -106,6 +107,7 @@ def add_properties(
         # only looked at, and plain ones are then copied by dict.update, in C
         if not _NAMES.issuperset(properties):
             flags = _check_names(properties)
+        # _plain(properties.values()), inlined: a call costs 3% of a track()
         for v in properties.values():
             t = type(v)
             if t is str or v is None or t is bool:
@@ -114,7 +116,6 @@ def add_properties(
                 if -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
                     continue
             elif t is float:
-                # finite, and printed alike by orjson and json (see _scalars.finite_float)
                 if 1e-4 <= v < 1e16 or -1e16 < v <= -1e-4 or v == 0.0:
                     continue
             elif t is list and len(v) <= _MAX_ITEMS:
@@ -122,7 +123,7 @@ def add_properties(
                     if type(item) not in _PLAIN:
                         break
                 else:
-                    continue  # sent as it is: it is serialised before the call returns
+                    continue
             # a value to convert or refuse: the others are converted too (a no-op for them)
             fixed = {k: _norm(v, default, 0, _MAX_DEPTH, _MAX_ITEMS, 0)
                      for k, v in properties.items() if type(v) not in _PLAIN}
@@ -133,3 +134,42 @@ def add_properties(
         return _general(out, properties, default)
     out.update(properties)
     return flags
+
+
+def _plain(values: Iterable[Any]) -> bool:
+    """Whether every value is JSON-native as it is (normalising would return it unchanged)."""
+    for v in values:
+        t = type(v)
+        if t is str or v is None or t is bool:
+            continue
+        if t is int:
+            if -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
+                continue
+        elif t is float:
+            # finite, and printed alike by orjson and json (see _scalars.finite_float)
+            if 1e-4 <= v < 1e16 or -1e16 < v <= -1e-4 or v == 0.0:
+                continue
+        elif t is list and len(v) <= _MAX_ITEMS:
+            for item in v:
+                if type(item) not in _PLAIN:
+                    break
+            else:
+                continue  # sent as it is: it is serialised before the call returns
+        return False
+    return True
+
+
+def plain_copy(properties: Any) -> Optional[dict[str, Any]]:
+    """A copy of ``properties`` when normalising would return it unchanged, else None.
+
+    That is: a ``dict`` whose names are non-empty ``str`` and whose values
+    are all JSON-native as they are.  For limits other than Mixpanel's (the
+    PostHog client): on None, the caller normalises with its own.
+    """
+    if type(properties) is not dict:
+        return None
+    if not _NAMES.issuperset(properties):
+        for k in properties:
+            if type(k) is not str or not k:
+                return None
+    return dict(properties) if _plain(properties.values()) else None

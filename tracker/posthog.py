@@ -38,7 +38,7 @@ import uuid as _uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union, overload
 
-from tracker import _hash_calls, _json, _validation
+from tracker import _hash_calls, _json, _props, _validation
 from tracker import _posthog_messages as _messages
 from tracker import _posthog_values as _values
 from tracker._pipeline import Pipeline
@@ -155,6 +155,9 @@ class Client:
 
     def _properties(self, properties: Optional[Mapping[str, Any]],
                     where: str = "properties") -> dict[str, Any]:
+        plain = _props.plain_copy(properties)  # the common case: nothing to convert
+        if plain is not None:
+            return plain
         return _json.normalize_properties(properties, where, default=self._default)
 
     def _distinct_id(self, distinct_id: Any) -> str:
