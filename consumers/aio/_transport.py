@@ -16,6 +16,7 @@ import asyncio
 import logging
 import ssl
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from typing import Optional, Union
 
@@ -37,6 +38,7 @@ from consumers._protocol.answers import (
     note_answer,
     short,
 )
+from consumers.aio._wire import Failed, Reply, WirePosts
 from consumers.errors import TimeoutError_, TransportError
 from consumers.retry import RetryPolicy, async_retrying
 
@@ -85,6 +87,13 @@ class Answer:
     url: str
 
 
+def _seconds(timeout: Timeout) -> tuple[float, float]:
+    """(connect, read) seconds."""
+    if isinstance(timeout, tuple):
+        return float(timeout[0]), float(timeout[1])
+    return float(timeout), float(timeout)
+
+
 def _timeout(timeout: Timeout) -> httpx.Timeout:
     if isinstance(timeout, tuple):
         connect, read = timeout
@@ -122,6 +131,7 @@ class AsyncHttpTransport:
         self._owns_client = client is None
         self._client = client
         self._pool_size = pool_size
+        self._wire: Optional[WirePosts] = None
         local.local_collector_url()  # a malformed TRACKING_TOOLKIT_LOCAL_COLLECTOR fails here
         self._retrying = async_retrying(retry, sleep=self._wait_between_attempts,
                                         deadline=lambda: self._retry_deadline)
@@ -148,6 +158,13 @@ class AsyncHttpTransport:
                               max_keepalive_connections=self._pool_size)
         return httpx.AsyncClient(timeout=_timeout(self.timeout), verify=_tls(self.verify),
                                  limits=limits, trust_env=True)
+
+    @property
+    def wire(self) -> Optional[WirePosts]:
+        """The transport's own connections (None with a caller's client: all goes through it)."""
+        if self._wire is None and self._owns_client:
+            self._wire = WirePosts(_tls(self.verify), self._pool_size)
+        return self._wire
 
     def end_retries_at(self, deadline: Optional[float]) -> None:
         """Start no retry that would end after ``deadline`` (``time.monotonic()``; None: lift)."""
@@ -217,28 +234,25 @@ class AsyncHttpTransport:
     ) -> Answer:
         all_headers = {"User-Agent": self.user_agent}
         all_headers.update(headers)
-        content: Union[bytes, AsyncIterator[bytes]] = body
-        # written piece by piece, framed by its length (not chunked); not to a client that
-        # follows redirects, which would have to send the body a second time
-        if len(body) > WRITE_CHUNK and not self.client.follow_redirects:
-            all_headers["Content-Length"] = str(len(body))
-            content = _pieces(body)
+        wire = self.wire
+        full = url
+        if params:
+            full += ("&" if "?" in url else "?") + urllib.parse.urlencode(params)
+        target = None if wire is None else wire.target(full)
         sent = time.monotonic()
-        try:
-            if auth is None:
-                response = await self.client.post(
-                    url, content=content, headers=all_headers, params=params)
-            else:
-                response = await self.client.post(
-                    url, content=content, headers=all_headers, params=params,
-                    auth=httpx.BasicAuth(*auth))
-        except httpx.TimeoutException as exc:
-            raise TimeoutError_(
-                f"POST {describe_url(url)} timed out: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise TransportError(
-                f"POST {describe_url(url)} failed: {type(exc).__name__}: "
-                f"{short(str(exc), 200)}") from None
+        response: Union[httpx.Response, Reply]
+        if wire is not None and target is not None:
+            connect, read = _seconds(self.timeout)
+            try:
+                response = await wire.post(target, body, all_headers, auth, connect, read, full)
+            except Failed as exc:
+                if exc.timeout:
+                    raise TimeoutError_(
+                        f"POST {describe_url(url)} timed out: {exc.kind}") from None
+                raise TransportError(f"POST {describe_url(url)} failed: {exc.kind}: "
+                                     f"{short(str(exc), 200)}") from None
+        else:
+            response = await self._through_httpx(url, body, all_headers, auth, params)
         status = response.status_code
         held_until = note_answer(self.pace, key, self.retry, status, response.headers,
                                  time.monotonic() - sent)
@@ -250,8 +264,33 @@ class AsyncHttpTransport:
             raise error
         return Answer(status, text, str(response.url))
 
+    async def _through_httpx(self, url: str, body: bytes, all_headers: dict[str, str],
+                             auth: Auth, params: Optional[Mapping[str, str]]) -> httpx.Response:
+        content: Union[bytes, AsyncIterator[bytes]] = body
+        # written piece by piece, framed by its length (not chunked); not to a client that
+        # follows redirects, which would have to send the body a second time
+        if len(body) > WRITE_CHUNK and not self.client.follow_redirects:
+            all_headers["Content-Length"] = str(len(body))
+            content = _pieces(body)
+        try:
+            if auth is None:
+                return await self.client.post(
+                    url, content=content, headers=all_headers, params=params)
+            return await self.client.post(
+                url, content=content, headers=all_headers, params=params,
+                auth=httpx.BasicAuth(*auth))
+        except httpx.TimeoutException as exc:
+            raise TimeoutError_(
+                f"POST {describe_url(url)} timed out: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"POST {describe_url(url)} failed: {type(exc).__name__}: "
+                f"{short(str(exc), 200)}") from None
+
     async def aclose(self) -> None:
         """Close the pooled connections (only of a client this transport created)."""
+        if self._wire is not None:
+            self._wire.close()
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from consumers._protocol.batches import FlushPlan, batches, message_size
+from consumers.aio._turns import heavy_step
 from consumers.errors import DeliveryError, Message, RecordsRejectedError
 
 if TYPE_CHECKING:
@@ -126,7 +127,8 @@ class Worker:
     async def _deliver_at_once(self) -> bool:
         """Post up to ``max_in_flight`` slices at once (a slow destination answers in parallel).
 
-        Each slice is taken and started in a turn of the loop of its own.
+        Each slice is taken, cut into requests and encoded in turns of the loop
+        of their own (:func:`~consumers.aio._turns.heavy_step`).
         What any of them did not send goes back to the front of the queue in
         the slices' order, also when the task is cancelled meanwhile.
         """
@@ -135,12 +137,14 @@ class Worker:
         tasks: list[asyncio.Task[bool]] = []
         try:
             while len(tasks) < c.max_in_flight and self._another_slice(bool(tasks)):
+                await heavy_step()  # taking a slice is a step of its own
+                if not self._another_slice(bool(tasks)):
+                    break
                 keep: list[Message] = []
                 kept.append(keep)
                 c.wake.clear()  # a wake-up for the messages this slice takes is answered
                 tasks.append(asyncio.ensure_future(
                     self.deliver(c.take(c.batch), queued=True, keep=keep)))
-                await asyncio.sleep(0)
             results = await asyncio.gather(*tasks)
         except BaseException:
             for task in tasks:
@@ -172,6 +176,7 @@ class Worker:
         c = self.c
         types = list(by_type)
         for index, message_type in enumerate(types):
+            await heavy_step()  # cutting the messages into requests
             messages = by_type[message_type]
             count, max_bytes = c.inner.limits(message_type)
             size = getattr(c.inner, "size", message_size)

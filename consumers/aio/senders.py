@@ -14,7 +14,6 @@ failure means (the sender's ``rule``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
@@ -25,6 +24,7 @@ from consumers._limits import per_type as _per_type
 from consumers._protocol.answers import batch_failure, status_answer
 from consumers._protocol.batches import Rule, mixpanel_rule, posthog_rule
 from consumers.aio._transport import AsyncHttpTransport
+from consumers.aio._turns import heavy_step
 from consumers.consumer import MAX_BATCH, Consumer, encode_batch
 from consumers.endpoints import MESSAGE_TYPES, Endpoints
 from consumers.errors import DeliveryError, PayloadTooLargeError
@@ -117,8 +117,9 @@ class AsyncConsumer:
     async def send_batch(self, message_type: str, messages: Sequence[str]) -> None:
         """Post ``messages`` in one request; raises the delivery errors as ``Consumer`` does."""
         route = self._config.route(message_type)
-        body = encode_batch(route, messages)
-        await asyncio.sleep(0)  # encoding 1000 messages is a step of its own (~0.5 ms)
+        await heavy_step()
+        body = encode_batch(route, messages)  # 1000 messages: ~0.15 ms
+        await heavy_step()  # and the request's first write is another
         try:
             answer = await self.transport.post(
                 route.url, body, route.headers, auth=route.auth, params=route.params)
@@ -214,8 +215,9 @@ class AsyncPostHogSender:
 
     async def send_batch(self, message_type: str, messages: Sequence[str]) -> None:
         """Post ``messages`` in one ``/batch/`` request; raises the delivery errors."""
-        body = batch_body(self._head, messages, self.gzip)
-        await asyncio.sleep(0)  # gzip is a step of its own
+        await heavy_step()
+        body = batch_body(self._head, messages, self.gzip)  # gzip of 100: ~0.15 ms
+        await heavy_step()  # and the request's first write is another
         try:
             await self.transport.post(self.url, body, self._headers)
         except DeliveryError as exc:
