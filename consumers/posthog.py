@@ -124,11 +124,15 @@ def batch_head(api_key: str, historical_migration: bool = False) -> str:
     return '{"api_key":' + json.dumps(api_key) + "," + migration + '"batch":['
 
 
+#: gzip level of ``/batch/`` bodies.
+GZIP_LEVEL = 6
+
+
 def batch_body(head: str, messages: Sequence[str], gzip: bool) -> bytes:
     """The ``/batch/`` request body: ``head``, the messages as they are, gzipped if asked."""
     data = (head + ",".join(messages) + "]}").encode("utf-8")
     if gzip:
-        return _gzip.compress(data, compresslevel=6, mtime=0)
+        return _gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
     return data
 
 

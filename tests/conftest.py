@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -43,3 +45,27 @@ def session() -> Iterator:
 
     with requests.Session() as s:
         yield s
+
+
+@pytest.fixture
+def front() -> Iterator[Callable[..., Any]]:
+    """Makes :class:`tests.fronts.Front` servers (``front(answer, tls=None)``), closed after."""
+    from tests.fronts import Front
+
+    made: list[Front] = []
+
+    def make(*args: Any, **kwargs: Any) -> Front:
+        made.append(Front(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (skips without openssl)."""
+    from tests.fronts import make_certificate
+
+    return make_certificate(tmp_path_factory.mktemp("tls"))

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import ssl
-import subprocess
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
@@ -19,6 +14,7 @@ import requests
 from consumers import Consumer
 from consumers.errors import TransportError
 from consumers.retry import RetryPolicy
+from tests.fronts import reply
 
 ONCE = RetryPolicy(max_attempts=1)
 ACCOUNT = ("svc-user", "svc-secret", "12345")
@@ -35,60 +31,7 @@ def direct_routes(consumer: Consumer) -> list[Any]:
     return [route for _, route in direct._routes.values() if route is not None]
 
 
-class Front:
-    """A small HTTP server on 127.0.0.1 whose answers a test chooses; it records requests."""
-
-    def __init__(self, answer: Callable[[http.server.BaseHTTPRequestHandler, bytes], None],
-                 tls: ssl.SSLContext | None = None) -> None:
-        self.seen: list[dict[str, Any]] = []
-        front = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                front.seen.append({"path": self.path, "headers": dict(self.headers)})
-                answer(self, body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def reply(handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"",
-          headers: tuple[tuple[str, str], ...] = ()) -> None:
-    handler.send_response(status)
-    for name, value in headers:
-        handler.send_header(name, value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
 OK = b'{"status": 1, "error": null}'
-
-
-@pytest.fixture
-def front() -> Iterator[Callable[..., Front]]:
-    made: list[Front] = []
-
-    def make(*args: Any, **kwargs: Any) -> Front:
-        made.append(Front(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for server in made:
-        server.close()
 
 
 def test_the_direct_route_sends_what_requests_sends(collector):
@@ -161,20 +104,6 @@ def test_an_answer_in_another_charset_is_read_in_it(front):
     with pytest.raises(Exception, match="jeton refusé"):
         consumer.send("event", event("a"))
     consumer.close()
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True)
-    return cert, key
 
 
 def test_tls_is_verified_on_the_direct_route(front, certificate):

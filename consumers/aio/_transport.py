@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 import time
 import urllib.parse
@@ -38,7 +39,9 @@ from consumers._protocol.answers import (
     note_answer,
     short,
 )
-from consumers.aio._wire import Failed, Reply, WirePosts
+from consumers.aio._http11 import Failed, Reply
+from consumers.aio._turns import heavy_step
+from consumers.aio._wire import WirePosts
 from consumers.errors import TimeoutError_, TransportError
 from consumers.retry import RetryPolicy, async_retrying
 
@@ -66,7 +69,11 @@ def _tls(verify: Union[bool, str]) -> Union[bool, ssl.SSLContext]:
     """One verifying TLS context for every client: loading the CA bundle takes ~20 ms."""
     global _default_tls
     if verify is not True:
-        return verify if isinstance(verify, bool) else httpx.create_ssl_context(verify=verify)
+        if isinstance(verify, bool):
+            return verify
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
     if _default_tls is None:
         _default_tls = httpx.create_ssl_context()
     return _default_tls
@@ -132,6 +139,7 @@ class AsyncHttpTransport:
         self._client = client
         self._pool_size = pool_size
         self._wire: Optional[WirePosts] = None
+        self._client_loop: Optional[asyncio.AbstractEventLoop] = None
         local.local_collector_url()  # a malformed TRACKING_TOOLKIT_LOCAL_COLLECTOR fails here
         self._retrying = async_retrying(retry, sleep=self._wait_between_attempts,
                                         deadline=lambda: self._retry_deadline)
@@ -149,6 +157,10 @@ class AsyncHttpTransport:
 
     async def open(self) -> None:
         """Make the client and its TLS context now, before the first POST needs them."""
+        loop = asyncio.get_running_loop()
+        if self._owns_client and self._client_loop is not loop:
+            self._client = None  # made on a loop that ended: its connections ended with it
+            self._client_loop = loop
         if self.verify is True and _default_tls is None:
             await asyncio.to_thread(_tls, True)  # the CA bundle is read off the loop
         self.client  # noqa: B018 - made here, at start, not in the middle of a burst
@@ -193,13 +205,27 @@ class AsyncHttpTransport:
         url, headers = local.redirect(url, headers)
         key = endpoint_key(url)
         started = time.monotonic()
-        failed: Optional[BaseException] = None
+        # Most POSTs succeed at once: the first attempt runs before the retry
+        # loop, which starts only after a failure worth retrying and counts
+        # that failure as its own first attempt (same budget, same waits).
+        try:
+            await self._await_pace(key, url, started)
+            return await self._attempt(url, body, headers, auth, params, key)
+        except BaseException as exc:
+            if not self.retry.retries(exc):
+                raise
+            failed: BaseException = exc
+        replay: Optional[BaseException] = failed
         answer: Optional[Answer] = None
         try:
             # a run of its own: tenacity keeps a run's state per thread, and
             # concurrent POSTs on one loop share the thread
             async for attempt in self._retrying.copy():
                 with attempt:
+                    if replay is not None:
+                        attempt.retry_state.start_time = started
+                        first, replay = replay, None
+                        raise first
                     try:
                         await self._await_pace(key, url, started)
                         answer = await self._attempt(url, body, headers, auth, params, key)
@@ -207,12 +233,13 @@ class AsyncHttpTransport:
                         failed = exc
                         raise
         except _WaitCut:
-            assert failed is not None
             raise failed from None
         assert answer is not None
         return answer
 
     async def _await_pace(self, key: str, url: str, started: float) -> None:
+        if self.pace.until(key) <= time.monotonic():
+            return
         while True:
             until = self.pace.until(key)
             now = time.monotonic()
@@ -253,9 +280,10 @@ class AsyncHttpTransport:
                                      f"{short(str(exc), 200)}") from None
         else:
             response = await self._through_httpx(url, body, all_headers, auth, params)
+        took = time.monotonic() - sent
+        await heavy_step()  # reading an answer (and what follows it) is a step of its own
         status = response.status_code
-        held_until = note_answer(self.pace, key, self.retry, status, response.headers,
-                                 time.monotonic() - sent)
+        held_until = note_answer(self.pace, key, self.retry, status, response.headers, took)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("POST %s -> %d (%d bytes sent)", describe_url(url), status, len(body))
         text = response.text

@@ -174,14 +174,15 @@ class AsyncBackgroundConsumer(MessageQueue):
         if self._closed:
             self._keep_or_report([(type, text)], "the consumer is closed")
             return
-        loop = self._loop
+        loop, running = self._loop, _running_loop()
+        if self._task is None and running is not None:  # not started, or its task ended
+            self._start(running)
+            self._accept(urgent, type, text)
+            return
         if loop is None:
-            running = _running_loop()
-            if running is not None:
-                self._start(running)
             self._accept(urgent, type, text)  # not started: the task takes it when it starts
             return
-        if _running_loop() is loop:
+        if running is loop:
             self._accept(urgent, type, text)
             return
         if self.queued_bytes + self._handoff.size + len(text) + OVERHEAD > self.max_queue_bytes:
@@ -239,6 +240,28 @@ class AsyncBackgroundConsumer(MessageQueue):
         """Answer the ``flush()`` calls that are over (all impatient ones after a failure)."""
         self.progress.notify(clean=self.spool is None or not self.spool.has_data, failed=failed)
 
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """The delivery task ended: by :meth:`aclose`, or cancelled when its loop ended first.
+
+        ``asyncio.run()`` cancels every task when its coroutine returns: what
+        is queued then would end with the loop.  It goes to the spool (sealed,
+        so this or a later process delivers it) or is reported.  A later send
+        on a running loop starts delivery again; one with no loop running is
+        kept in the spool or reported, as for a closed loop.
+        """
+        if self._closed or task is not self._task:
+            return
+        self._task, self._loop_if_open = None, _NO_LOOP
+        left = self.take_all() + self._handoff.drain()
+        if not left:
+            logger.info("the delivery task ended before aclose(), with nothing queued")
+            return
+        logger.error("the delivery task ended before aclose() (did its event loop end?); "
+                     "%d message(s) undelivered", len(left))
+        self._keep_or_report(left, "the delivery task ended before aclose()")
+        if self.spool is not None:
+            self.spool.seal()
+
     # -- lifecycle -----------------------------------------------------------------
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -246,6 +269,7 @@ class AsyncBackgroundConsumer(MessageQueue):
         if self.items or self.urgent:
             self.wake.set()
         self._task = loop.create_task(self._worker.run(), name="tracking-delivery")
+        self._task.add_done_callback(self._task_done)
 
     def start(self) -> None:
         """Start the delivery task on the running loop (sending or ``async with`` also do)."""
