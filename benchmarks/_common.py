@@ -59,16 +59,31 @@ class CollectorProcess:
         cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         if len(cpus) < 2:
             return False
-        os.sched_setaffinity(self.proc.pid, {cpus[-1]})
+        self._pin_collector({cpus[-1]})
         os.sched_setaffinity(0, set(cpus[:-1]))
         self._cpus = cpus
         return True
+
+    def _pin_collector(self, cpus: set[int]) -> None:
+        """Every thread of the collector on ``cpus``: the threads it starts later inherit it.
+
+        Setting the process's affinity moves only its main thread; its server
+        threads (started before) would go on running on any CPU, the
+        client's included, and preempt it.
+        """
+        tasks = Path(f"/proc/{self.proc.pid}/task")
+        ids = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [self.proc.pid]
+        for tid in ids:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:  # a thread that ended meanwhile
+                pass
 
     def share_cpus(self) -> None:
         """Undo :meth:`separate_cpus`: the collector and this process share every CPU."""
         cpus = getattr(self, "_cpus", None)
         if cpus:
-            os.sched_setaffinity(self.proc.pid, set(cpus))
+            self._pin_collector(set(cpus))
             os.sched_setaffinity(0, set(cpus))
 
     def get(self, path: str) -> Any:
