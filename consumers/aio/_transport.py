@@ -1,7 +1,9 @@
-"""The asyncio HTTP transport: ``httpx.AsyncClient`` around the same rules as the threaded one.
+"""The asyncio HTTP transport: the same rules as the threaded one, on the running loop.
 
-:class:`AsyncHttpTransport` posts a body and returns the 2xx :class:`Answer`,
-or raises the delivery error family exactly as
+It posts on connections of its own (:mod:`consumers.aio._wire`), or through
+``httpx.AsyncClient`` where httpx would do more (a caller's client, a proxy
+in the environment).  :class:`AsyncHttpTransport` posts a body and returns
+the 2xx :class:`Answer`, or raises the delivery error family exactly as
 :class:`~consumers._http.HttpTransport` does: the status mapping, the
 ``Retry-After`` holds per endpoint (:mod:`consumers._pace`) and the retry
 decisions (:class:`~consumers.retry.RetryPolicy`) come from
@@ -111,8 +113,8 @@ def _timeout(timeout: Timeout) -> httpx.Timeout:
 class AsyncHttpTransport:
     """POSTs bodies on the running event loop with keep-alive, timeouts and retries.
 
-    ``client`` may be a caller's own ``httpx.AsyncClient`` (then it is used
-    as is and not closed by :meth:`aclose`).  ``pace`` remembers the
+    ``client`` may be a caller's own ``httpx.AsyncClient``: then every
+    request goes through it, and :meth:`aclose` does not close it.  ``pace`` remembers the
     service's ``Retry-After`` per endpoint, as for the threaded transport.
     """
 
