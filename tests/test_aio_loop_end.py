@@ -1,15 +1,19 @@
-"""An event loop that ends before ``aclose()``: what the asyncio consumer held is kept or
-reported, never lost in silence (real loops, real processes, the real collector)."""
+"""The asyncio consumer when its loop ends before ``aclose()`` (what it held is kept or
+reported, never lost in silence) and when its process forks (the child starts with
+nothing of the parent's): real loops, real processes, the real collector."""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from consumers.aio import AsyncBackgroundConsumer, AsyncConsumer
 from tests.consumer_messages import event, quick_retry
@@ -93,3 +97,32 @@ def test_a_process_whose_loop_ended_leaves_its_spool_to_the_next_one(collector: 
 
     asyncio.run(next_process())
     assert len(collector.unique("track")) == 25
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_delivers_its_own_messages_and_not_the_parents(collector: Any,
+                                                                      tmp_path: Path) -> None:
+    shared = consumer(collector, spool=tmp_path)
+
+    def child() -> None:
+        async def main() -> None:
+            assert shared.stats()["queued"] == 0  # the parent's five stay the parent's
+            for _ in range(3):
+                shared.send("event", event("from the child"))
+            await shared.aclose()
+
+        asyncio.run(main())
+
+    async def parent() -> None:
+        for _ in range(5):
+            shared.send("event", event("from the parent"))
+        await asyncio.sleep(0.05)  # the task runs, its connection open, five queued
+        process = multiprocessing.get_context("fork").Process(target=child)
+        process.start()
+        await asyncio.to_thread(process.join, 30)
+        assert process.exitcode == 0
+        await shared.aclose()
+
+    asyncio.run(parent())
+    names = sorted(m["event"] for m in collector.messages("track"))
+    assert names == ["from the child"] * 3 + ["from the parent"] * 5

@@ -317,6 +317,13 @@ class AsyncHttpTransport:
                 f"POST {describe_url(url)} failed: {type(exc).__name__}: "
                 f"{short(str(exc), 200)}") from None
 
+    def forget_after_fork(self) -> None:
+        """In a fork child: the parent's connections and client stay the parent's."""
+        if self._wire is not None:
+            self._wire.forget_after_fork()
+        if self._owns_client:
+            self._client, self._client_loop = None, None
+
     async def aclose(self) -> None:
         """Close the pooled connections (only of a client this transport created)."""
         if self._wire is not None:

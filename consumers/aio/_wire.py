@@ -149,12 +149,24 @@ class WirePosts:
             raise Failed("ConnectError", str(exc)) from None
         return protocol, False
 
+    def forget_after_fork(self) -> None:
+        """In a fork child: the parent's connections are not ours (kept open, never used).
+
+        Closing them would need the parent's loop; they stay referenced, so
+        the child never closes a descriptor that the parent's socket uses.
+        """
+        _inherited.extend(c for connections in self._idle.values() for c in connections)
+        self._idle, self._slots, self._loop = {}, None, None
+
     def close(self) -> None:
         """Close every idle connection."""
         for connections in self._idle.values():
             for connection in connections:
                 connection.close()
         self._idle = {}
+
+
+_inherited: list[Connection] = []  # a fork child's copies of the parent's connections
 
 
 def _proxied(scheme: str) -> bool:

@@ -28,6 +28,10 @@ a thread) or reports it.  The spool folder is the one a
 ``BackgroundConsumer`` for the same program and destination uses, so either
 kind replays what the other left.
 
+A loop that ends before :meth:`aclose` (``asyncio.run()`` cancels the task)
+leaves what was queued in the spool, or reports it; a forked child starts
+with nothing of the parent's (:mod:`consumers.aio._lifecycle`).
+
 ``immediate`` (what a :class:`~tracker.Tracker` sends an alias through)
 queues the message ahead of everything else and wakes the task: the caller
 never waits.  Messages lost for good (refused, dropped) reach
@@ -44,7 +48,9 @@ from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
 from consumers._background.losses import QueueFullError
+from consumers._fork import ForkAware
 from consumers._spool import Spool
+from consumers.aio import _lifecycle
 from consumers.aio._handoff import HandOff
 from consumers.aio._options import check_options, choose_spool
 from consumers.aio._progress import Progress
@@ -63,14 +69,14 @@ DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
 ErrorCallback = Callable[[BaseException, list[Message]], Any]
 
 _running_loop = asyncio._get_running_loop
-_NO_LOOP = object()
+_NO_LOOP = object()  # what _loop_if_open is while closed: no loop is it
 
 
 def _log_error(error: BaseException, messages: list[Message]) -> None:
     logger.error("%d message(s) not delivered, lost for good: %s", len(messages), error)
 
 
-class AsyncBackgroundConsumer(MessageQueue):
+class AsyncBackgroundConsumer(MessageQueue, ForkAware):
     """Deliver through ``inner`` (an :class:`AsyncSender`) from a task on the running loop.
 
     ``inner`` defaults to an :class:`~consumers.aio.AsyncConsumer` built
@@ -82,6 +88,8 @@ class AsyncBackgroundConsumer(MessageQueue):
     destination that was down); after a failure, what they did not send goes
     back to the front of the queue in order.
     """
+
+    _no_loop: object = _NO_LOOP
 
     def __init__(
         self,
@@ -129,6 +137,8 @@ class AsyncBackgroundConsumer(MessageQueue):
         self._task: Optional[asyncio.Task[None]] = None
         self._worker = Worker(self)
         self._closed = False
+        self._watch_forks()
+        _lifecycle.live.add(self)
         loop = asyncio._get_running_loop()
         if loop is not None:
             self._start(loop)
@@ -240,29 +250,13 @@ class AsyncBackgroundConsumer(MessageQueue):
         """Answer the ``flush()`` calls that are over (all impatient ones after a failure)."""
         self.progress.notify(clean=self.spool is None or not self.spool.has_data, failed=failed)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        """The delivery task ended: by :meth:`aclose`, or cancelled when its loop ended first.
-
-        ``asyncio.run()`` cancels every task when its coroutine returns: what
-        is queued then would end with the loop.  It goes to the spool (sealed,
-        so this or a later process delivers it) or is reported.  A later send
-        on a running loop starts delivery again; one with no loop running is
-        kept in the spool or reported, as for a closed loop.
-        """
-        if self._closed or task is not self._task:
-            return
-        self._task, self._loop_if_open = None, _NO_LOOP
-        left = self.take_all() + self._handoff.drain()
-        if not left:
-            logger.info("the delivery task ended before aclose(), with nothing queued")
-            return
-        logger.error("the delivery task ended before aclose() (did its event loop end?); "
-                     "%d message(s) undelivered", len(left))
-        self._keep_or_report(left, "the delivery task ended before aclose()")
-        if self.spool is not None:
-            self.spool.seal()
-
     # -- lifecycle -----------------------------------------------------------------
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        _lifecycle.task_ended(self, task)
+
+    def _reset_in_child(self) -> None:
+        _lifecycle.reset_in_child(self)
+
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._loop_if_open = loop
