@@ -16,20 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import ssl
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Optional, Union
 
 import attrs
 import httpx
-
-# Imported now, not on the first request: each would stall the running loop
-# for tens of milliseconds (httpcore alone takes ~50 ms to import).
-import httpcore  # noqa: F401  # isort: skip
-import h11  # noqa: F401  # isort: skip
 
 from consumers import local
 from consumers._http import DEFAULT_TIMEOUT, USER_AGENT, Auth, Timeout
@@ -41,6 +34,7 @@ from consumers._protocol.answers import (
     note_answer,
     short,
 )
+from consumers.aio import _httpx
 from consumers.aio._http11 import Failed, Reply
 from consumers.aio._turns import heavy_step
 from consumers.aio._wire import WirePosts
@@ -53,39 +47,6 @@ log = logging.getLogger("consumers.aio")
 
 #: How often a wait looks at a deadline moved meanwhile (seconds).
 _DEADLINE_POLL = 0.05
-
-#: A body is written to the socket this many bytes per turn of the loop: one
-#: 400 KB ``send()`` holds the loop ~0.75 ms (the kernel copies it at once).
-WRITE_CHUNK = 64 * 1024
-
-
-async def _pieces(body: bytes) -> AsyncIterator[bytes]:
-    view = memoryview(body)
-    for start in range(0, len(body), WRITE_CHUNK):
-        yield bytes(view[start:start + WRITE_CHUNK])
-
-_default_tls: Optional[ssl.SSLContext] = None
-
-
-def _tls(verify: Union[bool, str]) -> Union[bool, ssl.SSLContext]:
-    """One verifying TLS context for every client: loading the CA bundle takes ~20 ms."""
-    global _default_tls
-    if verify is not True:
-        if isinstance(verify, bool):
-            return verify
-        if os.path.isdir(verify):
-            return ssl.create_default_context(capath=verify)
-        return ssl.create_default_context(cafile=verify)
-    if _default_tls is None:
-        _default_tls = httpx.create_ssl_context()
-    return _default_tls
-
-
-try:
-    import anyio._backends._asyncio  # noqa: F401  (httpcore's backend on asyncio)
-except ImportError:  # pragma: no cover - an httpcore that does not use anyio
-    pass
-
 
 @attrs.frozen
 class Answer:
@@ -101,13 +62,6 @@ def _seconds(timeout: Timeout) -> tuple[float, float]:
     if isinstance(timeout, tuple):
         return float(timeout[0]), float(timeout[1])
     return float(timeout), float(timeout)
-
-
-def _timeout(timeout: Timeout) -> httpx.Timeout:
-    if isinstance(timeout, tuple):
-        connect, read = timeout
-        return httpx.Timeout(read, connect=connect, pool=connect)
-    return httpx.Timeout(timeout)
 
 
 class AsyncHttpTransport:
@@ -163,21 +117,18 @@ class AsyncHttpTransport:
         if self._owns_client and self._client_loop is not loop:
             self._client = None  # made on a loop that ended: its connections ended with it
             self._client_loop = loop
-        if self.verify is True and _default_tls is None:
-            await asyncio.to_thread(_tls, True)  # the CA bundle is read off the loop
+        if self.verify is True and not _httpx.default_tls_loaded():
+            await asyncio.to_thread(_httpx.tls, True)  # the CA bundle is read off the loop
         self.client  # noqa: B018 - made here, at start, not in the middle of a burst
 
     def _new_client(self) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=self._pool_size,
-                              max_keepalive_connections=self._pool_size)
-        return httpx.AsyncClient(timeout=_timeout(self.timeout), verify=_tls(self.verify),
-                                 limits=limits, trust_env=True)
+        return _httpx.new_client(self.timeout, self.verify, self._pool_size)
 
     @property
     def wire(self) -> Optional[WirePosts]:
         """The transport's own connections (None with a caller's client: all goes through it)."""
         if self._wire is None and self._owns_client:
-            self._wire = WirePosts(_tls(self.verify), self._pool_size)
+            self._wire = WirePosts(_httpx.tls(self.verify), self._pool_size)
         return self._wire
 
     def end_retries_at(self, deadline: Optional[float]) -> None:
@@ -281,7 +232,7 @@ class AsyncHttpTransport:
                 raise TransportError(f"POST {describe_url(url)} failed: {exc.kind}: "
                                      f"{short(str(exc), 200)}") from None
         else:
-            response = await self._through_httpx(url, body, all_headers, auth, params)
+            response = await _httpx.post(self.client, url, body, all_headers, auth, params)
         took = time.monotonic() - sent
         await heavy_step()  # reading an answer (and what follows it) is a step of its own
         status = response.status_code
@@ -293,29 +244,6 @@ class AsyncHttpTransport:
         if error is not None:
             raise error
         return Answer(status, text, str(response.url))
-
-    async def _through_httpx(self, url: str, body: bytes, all_headers: dict[str, str],
-                             auth: Auth, params: Optional[Mapping[str, str]]) -> httpx.Response:
-        content: Union[bytes, AsyncIterator[bytes]] = body
-        # written piece by piece, framed by its length (not chunked); not to a client that
-        # follows redirects, which would have to send the body a second time
-        if len(body) > WRITE_CHUNK and not self.client.follow_redirects:
-            all_headers["Content-Length"] = str(len(body))
-            content = _pieces(body)
-        try:
-            if auth is None:
-                return await self.client.post(
-                    url, content=content, headers=all_headers, params=params)
-            return await self.client.post(
-                url, content=content, headers=all_headers, params=params,
-                auth=httpx.BasicAuth(*auth))
-        except httpx.TimeoutException as exc:
-            raise TimeoutError_(
-                f"POST {describe_url(url)} timed out: {type(exc).__name__}") from None
-        except httpx.HTTPError as exc:
-            raise TransportError(
-                f"POST {describe_url(url)} failed: {type(exc).__name__}: "
-                f"{short(str(exc), 200)}") from None
 
     def forget_after_fork(self) -> None:
         """In a fork child: the parent's connections and client stay the parent's."""
