@@ -89,7 +89,7 @@ def test_a_process_whose_loop_ended_leaves_its_spool_to_the_next_one(collector: 
 
     async def next_process() -> None:
         async with consumer(collector, spool=tmp_path) as adopting:
-            for _ in range(100):
+            for _ in range(400):
                 if len(collector.unique("track")) == 25:
                     break
                 await asyncio.sleep(0.05)

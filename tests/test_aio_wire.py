@@ -135,7 +135,7 @@ async def test_a_large_body_arrives_whole(collector: Any) -> None:
 
 async def test_timeouts_and_refused_connections_raise_delivery_errors(front: Any) -> None:
     def late(handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
-        time.sleep(1.0)
+        time.sleep(3.0)
         reply(handler, 200, b"1")
 
     server = front(late)
@@ -143,7 +143,7 @@ async def test_timeouts_and_refused_connections_raise_delivery_errors(front: Any
     started = time.monotonic()
     with pytest.raises(TimeoutError_, match="ReadTimeout"):
         await transport.post(server.url + "/track", b"[]", JSON)
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 2.5  # the timeout ended it, not the answer
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
