@@ -91,7 +91,7 @@ class Worker:
 
     def _due(self) -> bool:
         c = self.c
-        return bool(c.items) and (c.progress.flush_requested > 0 or len(c.items) >= c.batch)
+        return c.pending > 0 and (c.progress.flush_requested > 0 or c.pending >= c.batch)
 
     async def _pause(self) -> None:
         c = self.c
@@ -110,7 +110,7 @@ class Worker:
         # a round of requests now; more while full ones are queued (or a flush waits): the
         # few queued meanwhile wait for the next wake-up, not for a request of their own
         first = True
-        while c.items and (first or self._due()):
+        while c.pending and (first or self._due()):
             if self.outage:  # probe with one small request
                 if not await self.deliver(c.take(PROBE_SLICE), queued=True):
                     return
@@ -162,8 +162,8 @@ class Worker:
         """Whether to start a slice now: the first of a round; then full ones (or on flush)."""
         c = self.c
         if not started or c.progress.flush_requested:
-            return bool(c.items)
-        return len(c.items) >= c.batch  # not the few queued since the round began
+            return c.pending > 0
+        return c.pending >= c.batch  # not the few queued since the round began
 
     async def deliver(self, by_type: dict[str, list[str]], *, queued: bool,
                       keep: Optional[list[Message]] = None) -> bool:
@@ -224,7 +224,7 @@ class Worker:
         if not self.outage:
             self.c.stats_counts["outages"] += 1
             logger.warning("destination unavailable (%s); %d message(s) kept, retrying in "
-                           "%.3g s", error, len(self.c.items), self.probe)
+                           "%.3g s", error, self.c.pending, self.probe)
         self.outage = True
         self.c.notify_flushers(failed=True)
 

@@ -144,7 +144,7 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
             self._start(loop)
 
     def __repr__(self) -> str:
-        return f"AsyncBackgroundConsumer(inner={self.inner!r}, queued={len(self.items)})"
+        return f"AsyncBackgroundConsumer(inner={self.inner!r}, queued={self.pending})"
 
     # -- the caller's side ---------------------------------------------------------
     def send(self, type: str, message_json: str) -> None:
@@ -158,10 +158,13 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
             queued = self.queued_bytes + len(message_json) + OVERHEAD
             if queued <= self.max_queue_bytes:
                 self.queued_bytes = queued
-                self._push_type(type)
-                self._push(message_json)
+                tail = self.tail  # MessageQueue.push, written out
+                self.texts[tail] = message_json
+                if type != self.tail_type:
+                    self.starts[tail] = self.tail_type = type
+                self.tail = tail = tail + 1
                 self.accepted += 1
-                if len(self.items) == self.batch:  # a request's worth: the task posts it
+                if tail - self.head == self.batch:  # a request's worth: the task posts it
                     self.wake.set()
                 return
         self._hand_over(False, type, message_json)
@@ -215,11 +218,10 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
         if self.queued_bytes + size > self.max_queue_bytes:
             self._keep_or_report([(type, message_json)], "the queue is full")
             return
-        self.types.append(type)
-        self.items.append(message_json)
+        self.push(type, message_json)
         self.queued_bytes += size
         self.accepted += 1
-        if len(self.items) >= self.batch:
+        if self.pending >= self.batch:
             self.wake.set()
 
     def _keep_or_report(self, messages: list[Message], why: str) -> None:
@@ -260,7 +262,7 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._loop_if_open = loop
-        if self.items or self.urgent:
+        if self.pending or self.urgent:
             self.wake.set()
         self._task = loop.create_task(self._worker.run(), name="tracking-delivery")
         self._task.add_done_callback(self._task_done)
@@ -291,7 +293,7 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
         """
         self.start()
         self._handoff.take_all()  # what other threads sent before this call counts
-        if self.progress.settled >= self.accepted and not self.items and not self.urgent:
+        if self.progress.settled >= self.accepted and not self.pending and not self.urgent:
             return not self._worker.outage and (self.spool is None or not self.spool.has_data)
         if self._worker.outage and timeout is None:
             return False
@@ -337,5 +339,5 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
     def stats(self) -> dict[str, int]:
         """Counters: enqueued, delivered, refused, dropped, spilled, replayed, outages; queued."""
         counts = {"enqueued": self.accepted, **self.stats_counts}
-        counts["queued"] = len(self.items) + len(self.urgent)
+        counts["queued"] = self.pending + len(self.urgent)
         return counts
