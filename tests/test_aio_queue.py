@@ -63,3 +63,22 @@ def test_a_full_queue_is_nothing_the_garbage_collector_visits() -> None:
     queue.put_back([("groups", '{"n": -1}')])
     assert not gc.is_tracked(queue.texts) and not gc.is_tracked(queue.starts)
     assert len(gc.get_objects()) - before < 50  # not one per message
+
+
+def test_a_drained_queue_gives_its_memory_back() -> None:
+    import tracemalloc
+
+    queue = MessageQueue(1 << 30)
+    texts = [f'{{"n": {i}}}' for i in range(100_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for text in texts:
+            queue.push("events", text)
+        full = tracemalloc.get_traced_memory()[0] - before
+        while queue.pending:
+            queue.take(1000)
+        left = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert full > 4_000_000 and left < 100_000, (full, left)

@@ -85,6 +85,9 @@ class MessageQueue:
         else:  # the usual case: one type
             by_type[current] = texts
         self.head, self.head_type = end, current
+        if end == self.tail:  # empty: a dict keeps its table, however large it grew
+            self.texts.clear()
+            self.starts.clear()
         self.queued_bytes -= (sum(sum(map(len, run)) for run in by_type.values())
                               + OVERHEAD * (end - head))
         return by_type
