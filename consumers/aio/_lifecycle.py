@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import weakref
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,7 @@ def reset_in_child(consumer: AsyncBackgroundConsumer) -> None:
     """In a fork child: no queue, task, loop or connections of the parent's."""
     MessageQueue.__init__(consumer, consumer.max_queue_bytes)
     consumer.stats_counts = dict.fromkeys(consumer.stats_counts, 0)
+    consumer.written, consumer.written_lock = 0, threading.Lock()
     consumer.progress = Progress()
     consumer._handoff = HandOff(consumer._accept, OVERHEAD)
     consumer.wake = Wake()

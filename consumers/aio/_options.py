@@ -24,8 +24,15 @@ def check_options(*, flush_interval: float, probe_interval: float, shutdown_time
         raise ValueError(f"max_in_flight must be a positive int, got {max_in_flight!r}")
 
 
-def choose_spool(spool: Union[bool, str, Path, None], inner: Any) -> Optional[Spool]:
-    """The spool ``spool=`` asks for: None for ``False``; the default folder for ``None``."""
+def choose_spool(spool: Union[bool, str, Path, None], inner: Any,
+                 durable: bool = False) -> Optional[Spool]:
+    """The spool ``spool=`` asks for: None for ``False``; the default folder for ``None``.
+
+    ``durable=True`` needs a folder of the caller's: where the next process looks.
+    """
+    if durable and (spool is None or spool is True or spool is False or spool is TEMP_SPOOL):
+        raise ValueError(f"durable=True needs spool='some/dir', where the next process "
+                         f"looks for what this one wrote; got spool={spool!r}")
     if spool is False:
         return None
     if spool is None or spool is True:

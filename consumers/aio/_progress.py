@@ -38,10 +38,11 @@ class Progress:
         finally:
             self.flush_requested -= 1
 
-    def notify(self, *, clean: bool, failed: bool = False) -> None:
+    def notify(self, *, clean: bool, failed: bool = False, until_clean: bool = False) -> None:
         """Answer the waits that are over; after a failure, False to the impatient.
 
-        ``clean``: nothing waits in the spool (else a settled wait answers False).
+        ``clean``: nothing waits in the spool (else a settled wait answers False,
+        or, ``until_clean``, goes on waiting for the spool to be delivered).
         """
         if not self._waiters:
             return
@@ -51,7 +52,7 @@ class Progress:
                 continue
             if failed and not patient:
                 future.set_result(False)
-            elif self.settled >= target and (clean or not failed):
+            elif self.settled >= target and (clean or not (failed or until_clean)):
                 future.set_result(clean)
             else:
                 still.append((target, patient, future))

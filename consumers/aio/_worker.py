@@ -6,9 +6,10 @@ rules as :class:`~consumers.buffered.BufferedConsumer`.  When the
 destination fails past the retry budget the unsent messages go back to the
 front of the queue, in order, and the task waits (``probe_interval``,
 doubling up to ``max_probe_interval``) before probing with a small slice.
-Messages spilled to the spool (queue full, close) are read back on a thread
-and delivered once the destination answers; a segment leaves the disk only
-when all of it was delivered or refused.
+Messages in the spool (spilled when the queue was full or at close, written
+ahead in durable mode) are read back (:mod:`consumers.aio._segments`) and
+delivered once the destination answers; a segment leaves the disk only when
+all of it was delivered or refused.
 
 Every wait is an ``await``; the only disk IO (reading the spool back,
 removing a delivered segment) runs on a thread.
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from consumers._protocol.batches import FlushPlan, batches, message_size
+from consumers._replay.lines import CorruptLineError
+from consumers.aio._segments import read_segment
 from consumers.aio._turns import heavy_step
 from consumers.errors import DeliveryError, Message, RecordsRejectedError
 
@@ -36,15 +39,6 @@ logger = logging.getLogger("consumers.aio")
 
 #: Messages per slice while probing a destination that was down.
 PROBE_SLICE = 100
-
-
-def _read_segment(folder: Path) -> list[Message]:
-    """Every message in a spool segment (a thread's work: this reads files)."""
-    from consumers.replaying import replay
-
-    got: list[Message] = []
-    replay(folder, lambda t, m: got.append((t, m)), checkpoint=False)
-    return got
 
 
 def group(messages: Sequence[Message]) -> dict[str, list[str]]:
@@ -91,6 +85,8 @@ class Worker:
 
     def _due(self) -> bool:
         c = self.c
+        if c.durable and c.progress.flush_requested > 0 and c.spool_waiting:
+            return True  # a flush waits for the spool: replay it again at once
         return c.pending > 0 and (c.progress.flush_requested > 0 or c.pending >= c.batch)
 
     async def _pause(self) -> None:
@@ -233,12 +229,21 @@ class Worker:
         assert spool is not None
         spool.seal()
         for segment in spool.segments():
-            messages = await asyncio.to_thread(_read_segment, segment)
+            messages = await self._read(segment)
             if messages and not await self.deliver(group(messages), queued=False):
                 return
             spool.read_back(len(messages))
             self.c.stats_counts["replayed"] += len(messages)
             await asyncio.to_thread(spool.done, segment)
+
+    async def _read(self, segment: Path) -> list[Message]:
+        """A segment's messages; its unreadable lines (torn, corrupt) counted and reported."""
+        messages, unreadable = await read_segment(segment)
+        if unreadable:
+            self.c.stats_counts["refused"] += unreadable
+            self.c.report(CorruptLineError(f"{unreadable} line(s) of the spool segment "
+                                           f"{segment} could not be read"), [])
+        return messages
 
     async def _adopt_orphans(self) -> None:
         """Deliver spool folders left by processes that are gone (a crash, an earlier run)."""
@@ -247,7 +252,7 @@ class Worker:
         for folder in spool.orphans():  # each is locked while handled here
             logger.info("replaying a spool left behind in %s", folder)
             for segment in sorted(p for p in folder.glob("seg-*") if p.is_dir()):
-                messages = await asyncio.to_thread(_read_segment, segment)
+                messages = await self._read(segment)
                 if messages and not await self.deliver(group(messages), queued=False):
                     return
                 self.c.stats_counts["replayed"] += len(messages)

@@ -28,6 +28,10 @@ a thread) or reports it.  The spool folder is the one a
 ``BackgroundConsumer`` for the same program and destination uses, so either
 kind replays what the other left.
 
+With ``durable=True`` (and a ``spool=`` folder) ``send()`` writes each
+message to the spool before it returns, and the task delivers by replaying
+it (:mod:`consumers.aio._durable`).
+
 A loop that ends before :meth:`aclose` (``asyncio.run()`` cancels the task)
 leaves what was queued in the spool, or reports it; a forked child starts
 with nothing of the parent's (:mod:`consumers.aio._lifecycle`).
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -50,7 +55,7 @@ from typing import Any, Callable, Optional, Union
 from consumers._background.losses import QueueFullError
 from consumers._fork import ForkAware
 from consumers._spool import Spool
-from consumers.aio import _lifecycle
+from consumers.aio import _durable, _lifecycle
 from consumers.aio._handoff import HandOff
 from consumers.aio._options import check_options, choose_spool
 from consumers.aio._progress import Progress
@@ -86,7 +91,8 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
     (no spool: what cannot be kept is dropped and reported).  Up to
     ``max_in_flight`` requests are posted at once (one while probing a
     destination that was down); after a failure, what they did not send goes
-    back to the front of the queue in order.
+    back to the front of the queue in order.  ``durable=True``: every message
+    is on disk (in the ``spool=`` folder) before ``send()`` returns.
     """
 
     _no_loop: object = _NO_LOOP
@@ -103,6 +109,7 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
         probe_interval: float = 1.0,
         max_probe_interval: float = 30.0,
         max_in_flight: int = 4,
+        durable: bool = False,
         **consumer_kwargs: Any,
     ) -> None:
         MessageQueue.__init__(self, max_queue_bytes)
@@ -122,7 +129,10 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
         self.max_probe_interval = max(probe_interval, max_probe_interval)
         self.max_in_flight = max_in_flight
         self.batch = max(inner.limits(t)[0] for t in sender_types(inner))
-        self.spool: Optional[Spool] = choose_spool(spool, inner)
+        self.spool: Optional[Spool] = choose_spool(spool, inner, durable)
+        self.durable = durable
+        self.written = 0  # messages send() wrote ahead to the spool (durable mode)
+        self.written_lock = threading.Lock()
         self._on_error = on_error
         self._fallback_error: ErrorCallback = _log_error
         self.stats_counts = dict.fromkeys(
@@ -188,6 +198,13 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
             self._keep_or_report([(type, text)], "the consumer is closed")
             return
         loop, running = self._loop, _running_loop()
+        if self.durable and not urgent:
+            if _durable.write_ahead(self, type, text):
+                if self._task is None and running is not None:
+                    self._start(running)
+                return
+            if self._task is not None:  # the spool failed: in memory, the common way, from now
+                self._loop_if_open = self._loop
         if self._task is None and running is not None:  # not started, or its task ended
             self._start(running)
             self._accept(urgent, type, text)
@@ -250,7 +267,13 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
 
     def notify_flushers(self, *, failed: bool = False) -> None:
         """Answer the ``flush()`` calls that are over (all impatient ones after a failure)."""
-        self.progress.notify(clean=self.spool is None or not self.spool.has_data, failed=failed)
+        self.progress.notify(clean=not self.spool_waiting, failed=failed,
+                             until_clean=self.durable)
+
+    @property
+    def spool_waiting(self) -> bool:
+        """Whether messages wait in this process's spool."""
+        return self.spool is not None and self.spool.has_data
 
     # -- lifecycle -----------------------------------------------------------------
     def _task_done(self, task: asyncio.Task[None]) -> None:
@@ -261,8 +284,9 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._loop_if_open = loop
-        if self.pending or self.urgent:
+        # durable mode takes the way round the common case: the message goes to disk
+        self._loop_if_open = _NO_LOOP if self.durable else loop
+        if self.pending or self.urgent or (self.durable and self.spool_waiting):
             self.wake.set()
         self._task = loop.create_task(self._worker.run(), name="tracking-delivery")
         self._task.add_done_callback(self._task_done)
@@ -293,8 +317,9 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
         """
         self.start()
         self._handoff.take_all()  # what other threads sent before this call counts
-        if self.progress.settled >= self.accepted and not self.pending and not self.urgent:
-            return not self._worker.outage and (self.spool is None or not self.spool.has_data)
+        if (self.progress.settled >= self.accepted and not self.pending and not self.urgent
+                and not (self.durable and self.spool_waiting)):
+            return not self._worker.outage and not self.spool_waiting
         if self._worker.outage and timeout is None:
             return False
         self.wake.set()
@@ -338,6 +363,6 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
 
     def stats(self) -> dict[str, int]:
         """Counters: enqueued, delivered, refused, dropped, spilled, replayed, outages; queued."""
-        counts = {"enqueued": self.accepted, **self.stats_counts}
+        counts = {"enqueued": self.accepted + self.written, **self.stats_counts}
         counts["queued"] = self.pending + len(self.urgent)
         return counts
