@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Optional
 
 from consumers._protocol.batches import FlushPlan, batches, message_size
 from consumers._replay.lines import CorruptLineError
-from consumers.aio._segments import read_segment
+from consumers.aio._segments import replay_segment
 from consumers.aio._turns import heavy_step
 from consumers.errors import DeliveryError, Message, RecordsRejectedError
 
@@ -229,21 +229,31 @@ class Worker:
         assert spool is not None
         spool.seal()
         for segment in spool.segments():
-            messages = await self._read(segment)
-            if messages and not await self.deliver(group(messages), queued=False):
+            count = await self._replay(segment)
+            if count is None:
                 return
-            spool.read_back(len(messages))
-            self.c.stats_counts["replayed"] += len(messages)
+            spool.read_back(count)
+            self.c.stats_counts["replayed"] += count
             await asyncio.to_thread(spool.done, segment)
 
-    async def _read(self, segment: Path) -> list[Message]:
-        """A segment's messages; its unreadable lines (torn, corrupt) counted and reported."""
-        messages, unreadable = await read_segment(segment)
+    async def _replay(self, segment: Path) -> Optional[int]:
+        """Deliver a spool segment: how many messages it held; None if the destination failed.
+
+        Its unreadable lines (torn, corrupt) are counted as refused and
+        reported once all of it was delivered.
+        """
+        delivered, count, unreadable = await replay_segment(segment, self._deliver_kept,
+                                                            self.c.batch)
+        if not delivered:
+            return None
         if unreadable:
             self.c.stats_counts["refused"] += unreadable
             self.c.report(CorruptLineError(f"{unreadable} line(s) of the spool segment "
                                            f"{segment} could not be read"), [])
-        return messages
+        return count
+
+    async def _deliver_kept(self, messages: list[Message]) -> bool:
+        return await self.deliver(group(messages), queued=False)
 
     async def _adopt_orphans(self) -> None:
         """Deliver spool folders left by processes that are gone (a crash, an earlier run)."""
@@ -252,9 +262,9 @@ class Worker:
         for folder in spool.orphans():  # each is locked while handled here
             logger.info("replaying a spool left behind in %s", folder)
             for segment in sorted(p for p in folder.glob("seg-*") if p.is_dir()):
-                messages = await self._read(segment)
-                if messages and not await self.deliver(group(messages), queued=False):
+                count = await self._replay(segment)
+                if count is None:
                     return
-                self.c.stats_counts["replayed"] += len(messages)
+                self.c.stats_counts["replayed"] += count
                 await asyncio.to_thread(shutil.rmtree, segment, True)
             await asyncio.to_thread(shutil.rmtree, folder, True)
