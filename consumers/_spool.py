@@ -49,6 +49,8 @@ class Spool:
         self._dir: Optional[Path] = None
         self._lock_file: Optional[Any] = None
         self._writer: Optional[Any] = None
+        self._open: Optional[Path] = None  # the writer's segment
+        self._open_used = False  # it was written to (and is one of _segments)
         self._seq = 0
         self._segments: list[Path] = []  # holding messages, oldest first (the last may be open)
         self._failed_at: Optional[float] = None
@@ -91,15 +93,13 @@ class Spool:
             if not self.writable:
                 return False
             try:
-                if self._writer is None:
-                    from consumers.file import FileConsumer
-
-                    self._seq += 1
-                    folder = self._ensure_dir() / f"seg-{self._seq:06d}"
-                    self._writer = FileConsumer(f"{folder}{os.sep}")  # a spool folder
-                    self._segments.append(folder)
+                writer = self._writer if self._writer is not None else self._open_writer()
+                if not self._open_used:
+                    assert self._open is not None
+                    self._segments.append(self._open)
+                    self._open_used = True
                 for message_type, message_json in items:
-                    self._writer.send(message_type, message_json)
+                    writer.send(message_type, message_json)
             except (OSError, ImportError) as error:
                 if self._failed_at is None:
                     logger.warning("cannot write the spool in %s: %s", self.root, error)
@@ -109,6 +109,25 @@ class Spool:
             self._failed_at = None
             self.count += len(items)
             return True
+
+    def _open_writer(self) -> Any:
+        from consumers.file import FileConsumer
+
+        self._seq += 1
+        folder = self._ensure_dir() / f"seg-{self._seq:06d}"
+        self._writer = writer = FileConsumer(f"{folder}{os.sep}")  # a spool folder
+        self._open, self._open_used = folder, False
+        return writer
+
+    def prepare(self) -> None:
+        """Open the next segment now (a thread's work), so the next :meth:`write` finds it open."""
+        with self._lock:
+            if self._writer is not None or not self.writable:
+                return
+            try:
+                self._open_writer()
+            except (OSError, ImportError) as error:
+                logger.debug("cannot open a spool segment in %s yet: %s", self.root, error)
 
     def _drop_writer(self) -> None:
         """After a failed write: the segment may hold a part; start a new one next time."""
@@ -132,16 +151,16 @@ class Spool:
 
     # -- reading (worker thread) -----------------------------------------------
     def seal(self) -> None:
-        """Close the open segment so it can be replayed."""
+        """Close the open segment so it can be replayed (one nothing was written to stays open)."""
         with self._lock:
-            if self._writer is not None:
+            if self._writer is not None and self._open_used:
                 self._writer.close()
                 self._writer = None
 
     def segments(self) -> list[Path]:
         """Complete segments, oldest first (the open one excluded)."""
         with self._lock:
-            if self._writer is not None:
+            if self._writer is not None and self._open_used:
                 return self._segments[:-1]
             return list(self._segments)
 
@@ -194,6 +213,11 @@ class Spool:
         """Close the writer; remove this process's folder if nothing is left in it."""
         self.seal()
         with self._lock:
+            if self._writer is not None:  # opened ahead, never written to
+                self._writer.close()
+                self._writer = None
+                if self._open is not None:
+                    shutil.rmtree(self._open, ignore_errors=True)
             folder = self._dir
             if folder is None:
                 return
@@ -215,6 +239,7 @@ class Spool:
         """In a fork child: the parent's folder, writer and lock are not ours."""
         self._lock = threading.Lock()
         self._writer = None
+        self._open, self._open_used = None, False
         if self._root_given is None:
             self._children_of = self._dir
         if self._lock_file is not None:

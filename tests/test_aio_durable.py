@@ -161,3 +161,24 @@ def test_unreadable_lines_of_a_left_spool_are_reported_and_the_rest_delivered(
     assert names == [f"kept {i}" for i in range(3)]
     assert [(text.split(" of the")[0], n) for text, n in reported] == [("2 line(s)", 0)]
     assert not segment.parent.exists()
+
+
+def test_a_segment_opened_ahead_is_used_by_the_next_write_and_never_replayed_empty(
+        tmp_path: Path) -> None:
+    from consumers._spool import Spool
+
+    spool = Spool(tmp_path)
+    spool.prepare()  # what the delivery task does on a thread after each seal
+    [opened] = list(tmp_path.glob("*/seg-*"))
+    assert not spool.has_data and spool.segments() == []
+    spool.seal()  # nothing written: it stays open
+    assert spool.write([("event", event("one"))])
+    assert list(tmp_path.glob("*/seg-*")) == [opened]  # the write made no folder of its own
+    assert spool.has_data and spool.segments() == []  # open: not yet to replay
+    spool.seal()
+    assert spool.segments() == [opened]
+    spool.prepare()
+    assert len(list(tmp_path.glob("*/seg-*"))) == 2
+    spool.done(opened)
+    spool.close()  # the one opened ahead and never written to goes with the folder
+    assert list(tmp_path.iterdir()) == []

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -64,12 +65,16 @@ class Worker:
         self.probe = consumer.probe_interval
         self.last_error: Optional[DeliveryError] = None
         self.adopt_due = consumer.spool is not None  # at start, and after each outage
+        # durable mode: what send() had written when the open segment was last sealed
+        self.sealed_written, self.sealed_at = 0, time.monotonic()
 
     async def run(self) -> None:
         c = self.c
         transport = getattr(c.inner, "transport", None)
         if transport is not None and hasattr(transport, "open"):
             await transport.open()
+        if c.durable and c.spool is not None:
+            await asyncio.to_thread(c.spool.prepare)
         while True:
             if not c.urgent and (self.outage or not self._due()):
                 await self._pause()
@@ -227,7 +232,10 @@ class Worker:
     async def _replay_spool(self) -> None:
         spool = self.c.spool
         assert spool is not None
-        spool.seal()
+        if self._seal_due():
+            spool.seal()
+            if self.c.durable:  # the next segment opened here, not by send() on the loop
+                await asyncio.to_thread(spool.prepare)
         for segment in spool.segments():
             count = await self._replay(segment)
             if count is None:
@@ -235,6 +243,23 @@ class Worker:
             spool.read_back(count)
             self.c.stats_counts["replayed"] += count
             await asyncio.to_thread(spool.done, segment)
+
+    def _seal_due(self) -> bool:
+        """Whether to close the open segment for replay now.
+
+        In durable mode only once it holds a request's worth, a flush waits,
+        or it is ``flush_interval`` old: each new segment is a folder and a
+        file that ``send()`` creates on the caller's thread.
+        """
+        c = self.c
+        if not c.durable:
+            return True
+        now = time.monotonic()
+        if (c.written - self.sealed_written >= c.batch or c.progress.flush_requested > 0
+                or now - self.sealed_at >= c.flush_interval):
+            self.sealed_written, self.sealed_at = c.written, now
+            return True
+        return False
 
     async def _replay(self, segment: Path) -> Optional[int]:
         """Deliver a spool segment: how many messages it held; None if the destination failed.
