@@ -14,6 +14,8 @@ Clients, each with its default settings but the queue sized for the burst:
 * ``ours-mixpanel``: ``Tracker`` into ``AsyncBackgroundConsumer`` (1000 per request);
 * ``ours-posthog``: ``tracker.posthog.Client`` into ``AsyncPostHogConsumer``
   (100 per request, gzip);
+* ``ours-durable``: ``ours-mixpanel`` with ``durable=True`` (every message
+  written to a spool folder before ``send()`` returns, delivered from it);
 * ``baseline``: no client, the probe alone (the machine's own lag: the floor);
 * ``track-nosink`` / ``capture-nosink``: the same ``Tracker.track`` /
   ``Client.capture`` calls into a sink that does nothing (what building the
@@ -177,6 +179,33 @@ async def ours_mixpanel(url: str, n: int, down: bool) -> tuple[Callable[[int], A
     return call, done, close
 
 
+async def ours_durable(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
+    import shutil
+    import tempfile
+
+    from consumers.aio import AsyncBackgroundConsumer
+    from consumers.retry import RetryPolicy
+    from tracker import Tracker
+
+    folder = tempfile.mkdtemp(prefix="bench-aio-spool-")
+    consumer = AsyncBackgroundConsumer(api_host=url, spool=folder, durable=True, retry=RetryPolicy(
+        max_attempts=3, initial_backoff=0.05) if down else None)
+    consumer.start()
+    tracker = Tracker("project-token", consumer)
+
+    def call(i: int) -> Any:
+        return tracker.track(f"user-{i % 100}", "Order placed", PROPS)
+
+    async def done() -> None:
+        await consumer.flush(60.0)
+
+    async def close() -> None:
+        await consumer.aclose(timeout=0.5)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    return call, done, close
+
+
 async def ours_posthog(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
     from consumers.aio import AsyncPostHogConsumer
     from consumers.retry import RetryPolicy
@@ -261,7 +290,8 @@ async def _nothing() -> None:
 CLIENTS = {"baseline": (baseline, "track"), "track-nosink": (track_nosink, "track"),
            "capture-nosink": (capture_nosink, "posthog"),
            "ours-mixpanel": (ours_mixpanel, "track"),
-           "ours-posthog": (ours_posthog, "posthog"), "posthog-async": (posthog_async, "posthog")}
+           "ours-durable": (ours_durable, "track"), "ours-posthog": (ours_posthog, "posthog"),
+           "posthog-async": (posthog_async, "posthog")}
 
 
 class GcPauses:
@@ -344,8 +374,8 @@ def main() -> None:
                         url = f"http://127.0.0.1:{free_port()}"
                     gc.collect()  # this run does not collect what an earlier one left
                     row = run_on_watched_loop(one_run, make, url, args.events, case == "down")
-                    if case != "down" and name in ("ours-mixpanel", "ours-posthog",
-                                                   "posthog-async"):
+                    if case != "down" and name in ("ours-mixpanel", "ours-durable",
+                                                   "ours-posthog", "posthog-async"):
                         got = len(collector.records(endpoint))
                         row["delivered"] = got
                         row["per_s"] = got / row["elapsed"]
@@ -382,7 +412,8 @@ def report(results: dict[tuple[str, str], list[dict[str, float]]], cases: list[s
               f"{med(rows, 'delivered'):6.0f}")
     for case in cases:
         theirs = results.get((case, "posthog-async"))
-        for name, nosink in (("ours-posthog", "capture-nosink"), ("ours-mixpanel", "track-nosink")):
+        for name, nosink in (("ours-posthog", "capture-nosink"), ("ours-mixpanel", "track-nosink"),
+                             ("ours-durable", "track-nosink")):
             ours, bare = results.get((case, name)), results.get((case, nosink))
             if ours and bare:
                 print(f"{case}: {name} call {med(ours, 'call_us'):.2f} us, of which the "
