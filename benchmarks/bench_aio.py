@@ -157,29 +157,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def ours_mixpanel(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
-    from consumers.aio import AsyncBackgroundConsumer
-    from consumers.retry import RetryPolicy
-    from tracker import Tracker
-
-    consumer = AsyncBackgroundConsumer(api_host=url, spool=False, retry=RetryPolicy(
-        max_attempts=3, initial_backoff=0.05) if down else None)
-    consumer.start()
-    tracker = Tracker("project-token", consumer)
-
-    def call(i: int) -> Any:
-        return tracker.track(f"user-{i % 100}", "Order placed", PROPS)
-
-    async def done() -> None:
-        await consumer.flush(60.0)
-
-    async def close() -> None:
-        await consumer.aclose(timeout=0.5)
-
-    return call, done, close
-
-
-async def ours_durable(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
+async def ours_mixpanel(url: str, n: int, down: bool,
+                        durable: bool = False) -> tuple[Callable[[int], Any], Any, Any]:
     import shutil
     import tempfile
 
@@ -187,9 +166,10 @@ async def ours_durable(url: str, n: int, down: bool) -> tuple[Callable[[int], An
     from consumers.retry import RetryPolicy
     from tracker import Tracker
 
-    folder = tempfile.mkdtemp(prefix="bench-aio-spool-")
-    consumer = AsyncBackgroundConsumer(api_host=url, spool=folder, durable=True, retry=RetryPolicy(
-        max_attempts=3, initial_backoff=0.05) if down else None)
+    folder = tempfile.mkdtemp(prefix="bench-aio-spool-") if durable else None
+    consumer = AsyncBackgroundConsumer(
+        api_host=url, spool=folder or False, durable=durable,
+        retry=RetryPolicy(max_attempts=3, initial_backoff=0.05) if down else None)
     consumer.start()
     tracker = Tracker("project-token", consumer)
 
@@ -201,9 +181,15 @@ async def ours_durable(url: str, n: int, down: bool) -> tuple[Callable[[int], An
 
     async def close() -> None:
         await consumer.aclose(timeout=0.5)
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     return call, done, close
+
+
+async def ours_durable(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
+    """``ours_mixpanel`` in durable mode: every message on disk before ``send()`` returns."""
+    return await ours_mixpanel(url, n, down, durable=True)
 
 
 async def ours_posthog(url: str, n: int, down: bool) -> tuple[Callable[[int], Any], Any, Any]:
