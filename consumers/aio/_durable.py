@@ -5,10 +5,12 @@ the queue, in memory) is appended to the spool by ``send()`` itself, on the
 caller's thread, whichever it is: one ``write(2)``, no ``fsync``.  A
 SIGKILL or an OOM kill then loses nothing ``send()`` accepted: the next
 consumer on the same folder delivers it.  The delivery task delivers by
-replaying the spool, a sealed segment at a time, read on a thread; it is
-woken each time a request's worth was written, or by ``flush()``, else
-after ``flush_interval``.  When the spool cannot be written the consumer
-says so once and queues in memory from then on.
+replaying the spool, a sealed segment at a time
+(:mod:`consumers.aio._segments`); it is woken each time a request's worth
+was written, or by ``flush()``, else after ``flush_interval``, and opens
+the next segment ahead, on a thread, so ``send()`` does not make its folder.
+When the spool cannot be written the consumer says so once and queues in
+memory from then on.
 """
 
 from __future__ import annotations

@@ -248,8 +248,8 @@ class Worker:
         """Whether to close the open segment for replay now.
 
         In durable mode only once it holds a request's worth, a flush waits,
-        or it is ``flush_interval`` old: each new segment is a folder and a
-        file that ``send()`` creates on the caller's thread.
+        or it is ``flush_interval`` old: every segment is a folder and a file
+        to make, and a read to start.
         """
         c = self.c
         if not c.durable:

@@ -312,8 +312,9 @@ class AsyncBackgroundConsumer(MessageQueue, ForkAware):
         """Wait until every message sent so far was delivered or refused for good.
 
         False when ``timeout`` passed first, when some messages wait in the
-        spool, and (without a ``timeout``) as soon as the destination is down:
-        what waits is kept, and is delivered when it answers again.
+        spool (in durable mode it waits for the spool to be delivered), and
+        (without a ``timeout``) as soon as the destination is down: what
+        waits is kept, and is delivered when it answers again.
         """
         self.start()
         self._handoff.take_all()  # what other threads sent before this call counts
