@@ -24,7 +24,15 @@ APP = """
     from tracker.integrations import Tracking
     from tracker.integrations.asgi import TrackingMiddleware, lifespan, user_context
 
-    tracking = Tracking("asgi-token", api_host=os.environ["COLLECTOR"])
+    if os.environ["CONSUMER"] == "asyncio":  # delivered by a task on uvicorn's loop
+        from consumers.aio import AsyncBackgroundConsumer, AsyncConsumer
+
+        # a request's worth not reached, nor the interval: only the shutdown delivers them
+        consumer = AsyncBackgroundConsumer(AsyncConsumer(api_host=os.environ["COLLECTOR"]),
+                                           spool=os.environ["SPOOL"], flush_interval=600)
+        tracking = Tracking("asgi-token", consumer=consumer)
+    else:
+        tracking = Tracking("asgi-token", api_host=os.environ["COLLECTOR"])
 
     class HeaderAuth(AuthenticationBackend):
         async def authenticate(self, conn):
@@ -33,6 +41,10 @@ APP = """
 
     async def signup(request):
         tracking.tracker.track(None, "Signed Up", {"plan": request.query_params["plan"]})
+        return JSONResponse({"ok": True})
+
+    async def link(request):
+        tracking.tracker.alias("user-0@example.com", "user-0")
         return JSONResponse({"ok": True})
 
     def report(request):  # a sync endpoint: Starlette runs it in a worker thread
@@ -46,7 +58,8 @@ APP = """
         Middleware(AuthenticationMiddleware, backend=HeaderAuth()),
         Middleware(TrackingMiddleware, tracking=tracking, context=context),
     ]
-    routes = [Route("/signup", signup, methods=["POST"]), Route("/report", report)]
+    routes = [Route("/signup", signup, methods=["POST"]), Route("/report", report),
+              Route("/link", link, methods=["POST"])]
     if os.environ.get("LIFESPAN") == "app":
         app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan(tracking))
     else:  # no lifespan of the app's own: the middleware closes at the server's shutdown
@@ -54,19 +67,24 @@ APP = """
 """
 
 
+@pytest.mark.parametrize("consumer", ["threaded", "asyncio"])
 @pytest.mark.parametrize("lifespan", ["app", "middleware"])
 def test_requests_carry_the_user_and_shutdown_delivers_all(collector, tmp_path: Path,
-                                                             lifespan: str):
+                                                             lifespan: str, consumer: str):
     import requests
 
+    if consumer == "asyncio":
+        pytest.importorskip("httpx", reason="the asyncio consumer needs httpx")
     write(tmp_path, "asgi_app.py", APP)
+    spool = tmp_path / "spool"
     port = free_port()
     server = popen([sys.executable, "-m", "uvicorn", "asgi_app:app", "--port", str(port),
                     "--log-level", "warning"], tmp_path, COLLECTOR=collector.url,
-                   LIFESPAN=lifespan)
+                   LIFESPAN=lifespan, CONSUMER=consumer, SPOOL=str(spool))
     try:
         wait_http(f"http://127.0.0.1:{port}/report", server)
         with requests.Session() as http:
+            assert http.post(f"http://127.0.0.1:{port}/link").status_code == 200
             for i in range(40):
                 answer = http.post(f"http://127.0.0.1:{port}/signup?plan=p{i % 2}",
                                    headers={"X-User": f"user-{i}"})
@@ -77,6 +95,9 @@ def test_requests_carry_the_user_and_shutdown_delivers_all(collector, tmp_path: 
     finally:
         out = stop(server, signal.SIGINT)
     assert server.returncode == 0, out
+    assert len(events_named(collector, "$create_alias")) == 1
+    # delivered at shutdown, not left on disk for a next run
+    assert [p for p in spool.rglob("*") if p.is_file() and p.stat().st_size] == []
     signups = events_named(collector, "Signed Up")
     assert len(signups) == 40 and sent_twice(collector) == 0, out
     assert {e["properties"]["distinct_id"] for e in signups} == {f"user-{i}" for i in range(40)}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
+import inspect
 import threading
 import weakref
 from collections.abc import Mapping
@@ -25,6 +27,10 @@ class Tracking:
     the network); ``Tracking(tracker=..., consumer=...)`` wraps your own.
     ``flush()`` delivers what is queued; ``close()`` flushes and closes the
     consumer once (at interpreter exit too, unless ``close_at_exit=False``).
+    On an event loop, ``await aflush()`` and ``await aclose()`` do the same
+    without blocking it; an asyncio consumer (one with ``aclose()``, such as
+    :class:`~consumers.aio.AsyncBackgroundConsumer`) is flushed and closed
+    only that way.
     """
 
     def __init__(
@@ -50,6 +56,7 @@ class Tracking:
         self.tracker: Tracker = tracker
         self.consumer: Optional[Any] = consumer
         self.timeout = timeout
+        self._asyncio = inspect.iscoroutinefunction(getattr(consumer, "aclose", None))
         self._closed = False
         self._lock = threading.Lock()
         if close_at_exit:
@@ -67,6 +74,9 @@ class Tracking:
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Deliver what the consumer holds; False if it could not within ``timeout``."""
+        if self._asyncio:
+            raise TypeError(f"{type(self.consumer).__name__} delivers on its event loop: "
+                            f"use 'await tracking.aflush()' there")
         flush: Optional[Callable[..., Any]] = getattr(self.consumer, "flush", None)
         if flush is None or self._closed:
             return True
@@ -77,19 +87,50 @@ class Tracking:
             result = flush()
         return result is not False
 
+    async def aflush(self, timeout: Optional[float] = None) -> bool:
+        """:meth:`flush` on an event loop: an asyncio consumer awaited, any other in a thread."""
+        if not self._asyncio:
+            return await asyncio.get_running_loop().run_in_executor(None, self.flush, timeout)
+        if self._closed:
+            return True
+        consumer: Any = self.consumer
+        return bool(await consumer.flush(self.timeout if timeout is None else timeout))
+
     def close(self, timeout: Optional[float] = None) -> None:
-        """Flush and close the consumer (once); later calls do nothing."""
+        """Flush and close the consumer (once); later calls do nothing.
+
+        An asyncio consumer is closed by :meth:`aclose` on its loop.  Where no
+        loop runs (at interpreter exit), this closes the tracker only: the
+        consumer kept in its spool, or reported, what its ended loop held.
+        """
+        if self._asyncio and _on_a_loop():
+            raise TypeError(f"{type(self.consumer).__name__} delivers on its event loop: "
+                            f"use 'await tracking.aclose()' there")
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        close: Optional[Callable[..., Any]] = getattr(self.consumer, "close", None)
+        close: Optional[Callable[..., Any]] = None if self._asyncio else getattr(
+            self.consumer, "close", None)
         if close is not None:
             wait = self.timeout if timeout is None else timeout
             try:
                 close(wait)
             except TypeError:  # a consumer whose close() takes no timeout
                 close()
+        self.tracker.close()
+
+    async def aclose(self, timeout: Optional[float] = None) -> None:
+        """:meth:`close` on an event loop: an asyncio consumer awaited, any other in a thread."""
+        if not self._asyncio:
+            await asyncio.get_running_loop().run_in_executor(None, self.close, timeout)
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        consumer: Any = self.consumer
+        await consumer.aclose(self.timeout if timeout is None else timeout)
         self.tracker.close()
 
     def __repr__(self) -> str:
@@ -99,6 +140,14 @@ class Tracking:
 def context_of(tracker: Tracker) -> dict[str, Any]:
     """The fields of ``tracker``'s context in force in the calling thread or task."""
     return tracker.current_context()
+
+
+def _on_a_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _background_consumer(region: Optional[str], api_host: Optional[str]) -> Any:

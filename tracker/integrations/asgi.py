@@ -12,13 +12,14 @@ and WebSocket connection from ``context(scope) -> dict`` (by default
 ``distinct_id`` from an authenticated ``scope["user"]``, as Starlette's
 ``AuthenticationMiddleware`` leaves it).  When the app runs without a
 lifespan of its own, the middleware closes the consumer at the server's
-lifespan shutdown itself.  Closing runs in a thread: the event loop is never
-blocked by delivery.
+lifespan shutdown itself.  Closing never blocks the event loop: an asyncio
+consumer (``Tracking("token", consumer=AsyncBackgroundConsumer(region="eu"))``,
+whose ``alias()`` does not wait either) is awaited on it, any other is
+closed in a thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Mapping, MutableMapping
 from typing import Any, Callable, Optional
@@ -48,11 +49,6 @@ def user_context(scope: Scope) -> dict[str, Any]:
     return {}
 
 
-async def _close(tracking: Tracking, timeout: Optional[float]) -> None:
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, tracking.close, timeout)
-
-
 def lifespan(
     tracking: Tracking, timeout: Optional[float] = None
 ) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
@@ -63,7 +59,7 @@ def lifespan(
         try:
             yield
         finally:
-            await _close(tracking, timeout)
+            await tracking.aclose(timeout)
 
     return run
 
@@ -96,7 +92,7 @@ class TrackingMiddleware:
     def _closing_send(self, send: Send) -> Send:
         async def closing_send(message: Message) -> None:
             if message.get("type") == "lifespan.shutdown.complete":
-                await _close(self.tracking, self._timeout)  # no-op if lifespan() closed it
+                await self.tracking.aclose(self._timeout)  # no-op if lifespan() closed it
             await send(message)
 
         return closing_send
