@@ -16,7 +16,7 @@ import warnings
 import weakref
 from typing import Any
 
-__all__ = ["BlockingCallWarning", "warn_if_on_event_loop"]
+__all__ = ["BlockingCallWarning", "on_event_loop", "warn_if_on_event_loop"]
 
 log = logging.getLogger("consumers.consumer")
 
@@ -27,10 +27,15 @@ class BlockingCallWarning(RuntimeWarning):
     """A synchronous consumer posted from a running asyncio event loop, blocking it."""
 
 
+def on_event_loop() -> bool:
+    """Whether the calling thread is running an asyncio event loop."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and asyncio._get_running_loop() is not None
+
+
 def warn_if_on_event_loop(owner: Any) -> None:
     """Warn (once for ``owner``) when called on the thread of a running event loop."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None or asyncio._get_running_loop() is None:
+    if not on_event_loop():
         return
     try:
         if owner in _warned:

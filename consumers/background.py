@@ -64,7 +64,8 @@ refused by the service, or undeliverable at close without a spool.  Without
 
 ``immediate`` (what a tracker sends an alias through) tries the wrapped
 consumer's synchronous sink for ``alias_timeout`` seconds, then queues the
-message instead.
+message instead; on an asyncio event loop's thread it queues the message
+and has the queue delivered at once, without waiting.
 """
 
 from __future__ import annotations
@@ -334,14 +335,21 @@ class BackgroundConsumer(Closing):
 
         It tries the wrapped consumer's unbuffered sink on the caller's thread
         for ``alias_timeout`` seconds, then queues the message (delivered in
-        the background, spooled during an outage).  ``None`` when the wrapped
-        consumer has no such sink.
+        the background, spooled during an outage).  On an asyncio event
+        loop's thread it queues the message and has the queue delivered at
+        once, without waiting.  ``None`` when the wrapped consumer has no such
+        sink.
         """
         immediate = getattr(self._inner.sink, "immediate", None)
         if not callable(immediate):
             return None
         return BudgetedSend(immediate, self.send, self._alias_timeout,
-                            lambda: self._worker.outage.active)
+                            lambda: self._worker.outage.active, self._send_soon)
+
+    def _send_soon(self, type: str, message_json: str) -> None:
+        """Queue a message and have the queue delivered now, without waiting for it."""
+        self.send(type, message_json)
+        self._queue_marker()
 
     def __repr__(self) -> str:
         return (f"BackgroundConsumer({self._inner.sink!r}, max_queue_bytes="

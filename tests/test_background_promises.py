@@ -5,6 +5,7 @@ Each test is named in the table of docs/background.md.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -320,6 +321,45 @@ def test_alias_during_an_outage_returns_within_its_budget_and_is_delivered_later
     bc.close()
     aliases = [m for m in collector.unique("track") if m["event"] == "$create_alias"]
     assert aliases and aliases[0]["properties"]["alias"] == "anon-1"
+
+
+def test_alias_on_an_event_loop_does_not_wait_and_arrives_once_in_order(
+    collector: Any,
+) -> None:
+    collector.delay_next(1, 3.0, path="/track")  # the first answer comes after alias_timeout
+    bc = BackgroundConsumer(BufferedConsumer(api_host=collector.url))
+    tracker = Tracker("tok", bc)
+    held: list[float] = []
+
+    async def view() -> None:
+        tracker.track("anon-1", "Before")
+        t0 = time.monotonic()
+        assert tracker.alias("user-1", "anon-1") is True
+        held.append(time.monotonic() - t0)
+        tracker.track("user-1", "After")
+
+    asyncio.run(view())
+    assert held[0] < 1.0  # not the 2 s budget, nor the 3 s answer: the loop was never held
+    assert bc.flush(WAIT)
+    bc.close()
+    names = [m["event"] for m in collector.messages("track")]
+    assert names == ["Before", "$create_alias", "After"]  # once each, in order
+
+
+def test_an_alias_refused_on_an_event_loop_reaches_on_error(collector: Any) -> None:
+    collector.fail_next(1, 400, path="/track")
+    lost: list[tuple[BaseException, int]] = []
+    bc = BackgroundConsumer(BufferedConsumer(api_host=collector.url),
+                            on_error=lambda error, messages: lost.append((error, len(messages))))
+
+    async def view() -> None:
+        assert Tracker("tok", bc).alias("user-1", "anon-1") is True
+
+    asyncio.run(view())
+    assert bc.flush(WAIT) is True
+    bc.close()
+    assert [n for _, n in lost] == [1] and isinstance(lost[0][0], RefusedError)
+    assert bc.stats()["refused"] == 1
 
 
 def test_a_message_that_is_not_text_is_refused_at_the_call_site(collector: Any) -> None:

@@ -5,6 +5,9 @@ The wrapped consumer's ``immediate`` sink retries under its own policy
 a helper thread; when the budget runs out, or the destination is known to be
 down, the message goes through the background queue instead, so it is
 delivered (or spooled) later rather than lost, and the caller is not held.
+On the thread of a running asyncio event loop it does not wait at all: the
+message is queued and the queue delivered at once (``soon``), since any wait
+there stalls every task.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from consumers._background.outage import is_transient
+from consumers._loop_check import on_event_loop
 
 __all__ = ["BudgetedSend"]
 
@@ -30,13 +34,18 @@ class BudgetedSend:
     """
 
     def __init__(self, immediate: Callable[[str, str], Any], queue: Callable[[str, str], Any],
-                 budget: float, down: Callable[[], bool]) -> None:
+                 budget: float, down: Callable[[], bool],
+                 soon: Callable[[str, str], Any]) -> None:
         self._immediate = immediate
         self._queue = queue
         self.budget = budget
         self._down = down
+        self._soon = soon
 
     def __call__(self, message_type: str, message_json: str) -> None:
+        if on_event_loop():  # its outcome reaches on_error, as the queue's does
+            self._soon(message_type, message_json)
+            return
         if self._down():
             logger.info("destination down: %s message queued instead of sent at once",
                         message_type)
