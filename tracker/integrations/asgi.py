@@ -13,9 +13,8 @@ and WebSocket connection from ``context(scope) -> dict`` (by default
 ``AuthenticationMiddleware`` leaves it).  When the app runs without a
 lifespan of its own, the middleware closes the consumer at the server's
 lifespan shutdown itself.  Closing never blocks the event loop: an asyncio
-consumer (``Tracking("token", consumer=AsyncBackgroundConsumer(region="eu"))``,
-whose ``alias()`` does not wait either) is awaited on it, any other is
-closed in a thread.
+consumer (``Tracking("token", consumer=AsyncBackgroundConsumer(region="eu"))``)
+is awaited on it, any other is closed in a thread.
 """
 
 from __future__ import annotations
